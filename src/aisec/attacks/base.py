@@ -1,0 +1,206 @@
+"""The attack interface: class-level metadata, a frozen config, and ``run(view, data) -> Finding``."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import torch
+
+from aisec.core.findings import Finding
+from aisec.core.goals import Capability, Goal, Knowledge, Modality
+from aisec.core.threat_model import ThreatModel
+from aisec.data.dataset import Dataset
+from aisec.errors import ConfigError, InputValidationError, UnsupportedTargetError
+from aisec.targets.base import TargetView
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AttackContext:
+    """What the runner gives an attack besides the view and the data.
+
+    Attributes
+    ----------
+    seed:
+        Seed for every random choice of the attack.
+    run_dir:
+        The run folder; evidence paths in the finding are relative to it.
+    job_id:
+        The plan job this run belongs to; names its evidence files.
+    progress:
+        Called as ``progress(done, total)`` while the attack works.
+    threat_model:
+        The threat model the view was made for.
+    """
+
+    seed: int = 0
+    run_dir: Path | None = None
+    job_id: str = ""
+    progress: ProgressFn | None = None
+    threat_model: ThreatModel | None = None
+
+    def step(self, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(done, total)
+
+
+@dataclass(kw_only=True, slots=True)
+class AttackResult:
+    """What an attack's ``_run`` returns; :meth:`Attack.run` turns it into a :class:`Finding`."""
+
+    metrics: dict[str, Any]
+    summary: str
+    flags: list[str] = field(default_factory=list)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def check_config(
+    config: Any,
+    name: str,
+    *,
+    positive: tuple[str, ...] = (),
+    unit: tuple[str, ...] = (),
+    non_negative: tuple[str, ...] = (),
+) -> None:
+    """Common ``__post_init__`` checks; raises :class:`ConfigError` naming the field and the rule."""
+    for f in positive:
+        v = getattr(config, f)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not v > 0 or not math.isfinite(v):
+            raise ConfigError(f"{name}.{f}: expected a number > 0, got {v!r}")
+    for f in non_negative:
+        v = getattr(config, f)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not v >= 0 or not math.isfinite(v):
+            raise ConfigError(f"{name}.{f}: expected a number >= 0, got {v!r}")
+    for f in unit:
+        v = getattr(config, f)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0.0 <= v <= 1.0:
+            raise ConfigError(f"{name}.{f}: expected a number in [0, 1], got {v!r}")
+
+
+class Attack(ABC):
+    """One attack technique.
+
+    Subclasses set the class metadata below and implement :meth:`_run`. :meth:`run` checks that
+    the view grants what the attack needs and that the data fits, seeds torch and NumPy, times
+    the run, saves evidence arrays and builds the :class:`Finding`.
+    """
+
+    name: ClassVar[str]
+    goal: ClassVar[Goal]
+    needs: ClassVar[frozenset[Capability]]
+    modalities: ClassVar[frozenset[Modality]] = frozenset(Modality)
+    knowledge: ClassVar[Knowledge]
+    """The least knowledge the attack works with (for tables and docs)."""
+    atlas: ClassVar[str]
+    owasp: ClassVar[str]
+    paper: ClassVar[str]
+    headline: ClassVar[str]
+    """Name of the metric that summarises the attack's finding."""
+    min_queries: ClassVar[int] = 0
+    """Fewest queries the attack needs to say anything; the plan skips it under a smaller budget."""
+    Config: ClassVar[type]
+
+    def __init__(self, config: Any = None, /, **params: Any) -> None:
+        if config is None:
+            config = self.config_from(params)
+        elif params:
+            raise ConfigError(f"{self.name}: pass a config or keyword parameters, not both")
+        if not isinstance(config, self.Config):
+            raise ConfigError(f"{self.name}: config must be a {self.Config.__name__}, got {type(config).__name__}")
+        self.config = config
+
+    @classmethod
+    def config_from(cls, params: Mapping[str, Any]) -> Any:
+        """Build the config from plain parameters; unknown names are an error listing the allowed ones."""
+        allowed = [f.name for f in dataclasses.fields(cls.Config)]
+        unknown = sorted(set(params) - set(allowed))
+        if unknown:
+            raise ConfigError(f"{cls.name}: unknown parameter {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+        try:
+            return cls.Config(**params)
+        except TypeError as exc:
+            raise ConfigError(f"{cls.name}: {exc}") from None
+
+    def params(self) -> dict[str, Any]:
+        """The config as plain values (``asdict``), as written to findings and specs."""
+        return dataclasses.asdict(self.config)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> Self:
+        return cls(cls.config_from(params))
+
+    # -- running ---------------------------------------------------------------------------------
+    def check(self, view: TargetView, data: Dataset) -> None:
+        """Raise if the view or the data cannot serve this attack."""
+        if data.modality not in self.modalities:
+            allowed = ", ".join(sorted(m.value for m in self.modalities))
+            raise UnsupportedTargetError(f"{self.name} works on {allowed} inputs, not {data.modality.value}")
+        if view.modality is not data.modality:
+            raise InputValidationError("data", f"{view.modality.value} data like the target", data.modality.value)
+        view.require(*sorted(self.needs & _VIEW_CAPS))
+
+    def run(self, view: TargetView, data: Dataset, context: AttackContext | None = None) -> Finding:
+        """Run the attack through ``view`` on ``data`` and return what it measured."""
+        ctx = context or AttackContext()
+        self.check(view, data)
+        torch.manual_seed(ctx.seed)
+        queries_before = view.queries
+        start = time.perf_counter()
+        result = self._run(view, data, ctx)
+        seconds = time.perf_counter() - start
+        evidence: dict[str, str] = {}
+        if result.arrays and ctx.run_dir is not None:
+            rel = Path("evidence") / f"{ctx.job_id or self.name}.npz"
+            (ctx.run_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(ctx.run_dir / rel, **result.arrays)
+            evidence["arrays"] = rel.as_posix()
+        return Finding(
+            job_id=ctx.job_id or self.name,
+            attack=self.name,
+            goal=self.goal,
+            knowledge=view.knowledge,
+            output=view.output,
+            config=self.params(),
+            metrics=result.metrics,
+            headline=self.headline,
+            summary=result.summary,
+            flags=result.flags,
+            evidence=evidence,
+            seconds=round(seconds, 4),
+            queries=view.queries - queries_before,
+            atlas=self.atlas,
+            owasp=self.owasp,
+            paper=self.paper,
+            seed=ctx.seed,
+        )
+
+    @abstractmethod
+    def _run(self, view: TargetView, data: Dataset, ctx: AttackContext) -> AttackResult:
+        """The attack itself."""
+
+
+_VIEW_CAPS = frozenset({Capability.LABELS, Capability.PROBABILITIES, Capability.GRADIENTS, Capability.PARAMETERS})
+
+_REQUIRED_META = ("name", "goal", "needs", "knowledge", "atlas", "owasp", "paper", "headline", "Config")
+
+
+def check_attack_class(cls: type) -> None:
+    """Reject an attack class whose metadata is incomplete (used by the registry)."""
+    missing = [m for m in _REQUIRED_META if not hasattr(cls, m)]
+    if missing:
+        raise ConfigError(f"attack class {cls.__name__} lacks {', '.join(missing)}")
+    if not (cls.__doc__ or "").strip():
+        raise ConfigError(f"attack class {cls.__name__} has no docstring")
+    if not dataclasses.is_dataclass(cls.Config):
+        raise ConfigError(f"{cls.__name__}.Config must be a dataclass")
+    if not isinstance(cls.goal, Goal) or not isinstance(cls.knowledge, Knowledge):
+        raise ConfigError(f"{cls.__name__}: goal and knowledge must be aisec enums")

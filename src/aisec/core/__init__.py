@@ -1,0 +1,1 @@
+"""Domain model: goals, threat model, findings, budgets, spec files."""

@@ -1,0 +1,224 @@
+"""Spec files: the YAML a user writes to describe target, data, threat model and attacks.
+
+Validated with pydantic; a bad spec raises one :class:`ConfigError` that names the field, what
+was given and what is allowed. Relative paths are resolved against the spec file's folder.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from aisec.core.goals import Goal, Knowledge, OutputKind, ProtectionNeed
+from aisec.core.threat_model import ThreatModel
+from aisec.errors import ConfigError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TargetSpec(_Strict):
+    """What is under test."""
+
+    kind: Literal["torch", "sklearn", "onnx", "http"]
+    path: str | None = Field(None, description="Model file (torch, sklearn, onnx).")
+    url: str | None = Field(None, description="Base URL of a remote model (http).")
+    model_name: str | None = Field(None, description="Model name for the Open Inference Protocol (http).")
+    protocol: Literal["v2", "json"] = Field("v2", description="http: KServe v2 or plain JSON.")
+    trust: bool = Field(False, description="The user trusts a pickle/joblib file (loading runs its code).")
+    input_shape: list[int] | None = None
+    clip: tuple[float, float] | None = None
+    n_classes: int | None = None
+    outputs: Literal["logits", "probabilities"] = "logits"
+    device: str = "auto"
+    timeout: float = Field(10.0, gt=0)
+    retries: int = Field(3, ge=0)
+    batch_size: int = Field(256, ge=1)
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _where(self) -> TargetSpec:
+        if self.kind == "http":
+            if not self.url:
+                raise ValueError("an http target needs url")
+        elif not self.path:
+            raise ValueError(f"a {self.kind} target needs path")
+        return self
+
+
+class DataSpec(_Strict):
+    """The data the assessment runs on; the target must have been trained on its train split."""
+
+    kind: Literal["digits", "breast_cancer", "sms_spam", "npz", "csv"]
+    path: str | None = None
+    label_column: str = "label"
+    test_size: float = Field(0.25, gt=0, lt=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _path(self) -> DataSpec:
+        if self.kind in ("npz", "csv") and not self.path:
+            raise ValueError(f"data of kind {self.kind} needs path")
+        return self
+
+
+class ThreatModelSpec(_Strict):
+    """The attacker and the protection needs (see :class:`aisec.core.threat_model.ThreatModel`)."""
+
+    knowledge: Knowledge = Knowledge.BLACK_BOX
+    output: OutputKind = OutputKind.PROBABILITIES
+    top_k: int = Field(1, ge=1)
+    query_budget: int | None = Field(10_000, ge=0)
+    training_data: list[
+        Literal["add-points", "add-unlabeled-points", "delete-points", "modify-points", "flip-labels"]
+    ] = []
+    manipulate_training: bool = False
+    needs: dict[Goal, ProtectionNeed] = Field(default_factory=lambda: {g: ProtectionNeed.NORMAL for g in Goal})
+    epsilon: float | None = Field(None, ge=0)
+
+    @field_validator("training_data", mode="before")
+    @classmethod
+    def _dashes(cls, v: Any) -> Any:
+        return [str(c).replace("_", "-") for c in v] if isinstance(v, list) else v
+
+    @field_validator("knowledge", "output", mode="before")
+    @classmethod
+    def _lower(cls, v: Any) -> Any:
+        return str(v).lower().replace("_", "-") if isinstance(v, str) else v
+
+    def build(self) -> ThreatModel:
+        return ThreatModel(
+            knowledge=self.knowledge,
+            output=self.output,
+            top_k=self.top_k,
+            query_budget=self.query_budget,
+            training_data=frozenset(self.training_data),  # type: ignore[arg-type]
+            manipulate_training=self.manipulate_training,
+            needs=dict(self.needs),
+            epsilon=self.epsilon,
+        )
+
+
+class AttackSpec(BaseModel):
+    """One attack of an explicit list: its registered name and its parameters."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class Spec(_Strict):
+    """A whole assessment."""
+
+    name: str
+    target: TargetSpec
+    data: DataSpec
+    threat_model: ThreatModelSpec = ThreatModelSpec()
+    attacks: Literal["auto"] | list[AttackSpec] = "auto"
+    seed: int = 0
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError("use letters, digits, '.', '_' or '-' (at most 64), starting with a letter or digit")
+        return v
+
+    @field_validator("attacks", mode="before")
+    @classmethod
+    def _attack_names(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return [{"name": a} if isinstance(a, str) else a for a in v]
+        return v
+
+    @property
+    def threat(self) -> ThreatModel:
+        return self.threat_model.build()
+
+
+def format_validation_error(exc: ValidationError, source: str = "spec") -> str:
+    """One line naming the first bad field, the value given and what is allowed."""
+    parts = []
+    for err in exc.errors()[:3]:
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("literal[", "function-")))
+        loc = loc or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        given = err.get("input")
+        shown = "" if isinstance(given, dict | list) or given is None else f" (got {given!r})"
+        if err["type"] == "extra_forbidden":
+            msg, shown = "unknown field", ""
+        if err["type"] == "missing":
+            msg = "required field is missing"
+        expected = (err.get("ctx") or {}).get("expected")
+        if expected:
+            msg, shown = f"{given!r} is not allowed; allowed: {expected}", ""
+        parts.append(f"{loc}: {msg}{shown}")
+    more = f" (+{len(exc.errors()) - 3} more)" if len(exc.errors()) > 3 else ""
+    return f"{source}: " + "; ".join(parts) + more
+
+
+def parse_spec(data: Any, *, source: str = "spec", base_dir: Path | None = None) -> Spec:
+    """Validate a spec given as a mapping; paths are resolved against ``base_dir``."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping with name, target, data, threat_model, attacks")
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+    if base_dir is not None:
+        spec = resolve_paths(spec, base_dir)
+    if spec.attacks != "auto":
+        from aisec.registry import get_attack
+
+        for i, a in enumerate(spec.attacks):
+            try:
+                get_attack(a.name).config_from(a.params)
+            except ConfigError as exc:
+                raise ConfigError(f"{source}: attacks[{i}]: {exc}") from None
+    return spec
+
+
+def resolve_paths(spec: Spec, base_dir: Path) -> Spec:
+    """A copy of ``spec`` whose relative file paths are taken relative to ``base_dir``."""
+
+    def fix(p: str | None) -> str | None:
+        if p is None or Path(p).is_absolute():
+            return p
+        return str((base_dir / p).resolve())
+
+    target = spec.target.model_copy(update={"path": fix(spec.target.path)})
+    data = spec.data.model_copy(update={"path": fix(spec.data.path)})
+    return spec.model_copy(update={"target": target, "data": data})
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a YAML spec file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"spec file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: malformed YAML{where}: {problem}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    return parse_spec(data, source=str(path), base_dir=path.parent)
+
+
+def spec_to_dict(spec: Spec) -> dict[str, Any]:
+    """Plain JSON-ready form of a spec (as recorded in a run folder)."""
+    return spec.model_dump(mode="json")
