@@ -9,7 +9,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import torch
@@ -105,6 +105,8 @@ class Attack(ABC):
     paper: ClassVar[str]
     headline: ClassVar[str]
     """Name of the metric that summarises the attack's finding."""
+    worse_when: ClassVar[Literal["higher", "lower"]]
+    """Whether a higher or a lower headline value means a weaker model."""
     min_queries: ClassVar[int] = 0
     """Fewest queries the attack needs to say anything; the plan skips it under a smaller budget."""
     Config: ClassVar[type]
@@ -172,6 +174,7 @@ class Attack(ABC):
             config=self.params(),
             metrics=result.metrics,
             headline=self.headline,
+            worse_when=self.worse_when,
             summary=result.summary,
             flags=result.flags,
             evidence=evidence,
@@ -190,7 +193,7 @@ class Attack(ABC):
 
 _VIEW_CAPS = frozenset({Capability.LABELS, Capability.PROBABILITIES, Capability.GRADIENTS, Capability.PARAMETERS})
 
-_REQUIRED_META = ("name", "goal", "needs", "knowledge", "atlas", "owasp", "paper", "headline", "Config")
+_REQUIRED_META = ("name", "goal", "needs", "knowledge", "atlas", "owasp", "paper", "headline", "worse_when", "Config")
 
 
 def check_attack_class(cls: type) -> None:

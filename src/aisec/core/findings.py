@@ -56,6 +56,9 @@ class Finding(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
     headline: str | None = Field(None, description="Name of the metric that summarises the finding.")
+    worse_when: Literal["higher", "lower"] | None = Field(
+        None, description="Whether a higher or a lower headline value means a weaker model."
+    )
     summary: str = ""
     flags: list[str] = Field(default_factory=list, description="Warnings about the evaluation itself.")
     evidence: dict[str, str] = Field(default_factory=dict)

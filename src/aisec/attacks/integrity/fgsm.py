@@ -82,6 +82,7 @@ class FGSM(Attack):
     owasp = "ML01"
     paper = "Goodfellow et al. 2015, Explaining and Harnessing Adversarial Examples, arXiv:1412.6572"
     headline = "robust_accuracy"
+    worse_when = "lower"
     Config = FGSMConfig
 
     def _run(self, view: TargetView, data: Dataset, ctx: AttackContext) -> AttackResult:

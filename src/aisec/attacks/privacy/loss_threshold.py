@@ -69,6 +69,7 @@ class LossThreshold(Attack):
     owasp = "ML04"
     paper = "Yeom et al. 2018, Privacy Risk in Machine Learning, arXiv:1709.01604"
     headline = "auc"
+    worse_when = "higher"
     min_queries = 100
     Config = LossThresholdConfig
 

@@ -1,0 +1,1 @@
+"""Assessment: the plan, the runner and the scoring of findings."""

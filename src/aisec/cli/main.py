@@ -1,0 +1,175 @@
+"""The ``aisec`` command line (Typer + rich).
+
+Every :class:`~aisec.errors.AisecError` (and a missing or unreadable file) is printed as one line
+on standard error and exits with status 2; no traceback reaches the user for bad input.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from aisec.errors import AisecError
+
+app = typer.Typer(
+    name="aisec",
+    help="Attack, rate and harden machine-learning systems.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly(fn: F) -> F:
+    """Turn aisec errors and OS errors into one line on stderr and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except AisecError as exc:
+            err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except OSError as exc:
+            where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+            err_console.print(f"[bold red]error:[/bold red] {exc.strerror or exc}{where}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def goal_table(run_dir: Path, title: str) -> Table:
+    """The per-goal table of a run folder."""
+    from aisec.report import digest_run
+
+    digest = digest_run(run_dir)
+    table = Table(title=title, title_justify="left")
+    for col in ("goal", "need", "status", "findings", "worst result"):
+        table.add_column(col)
+    colors = {"assessed": "cyan", "not assessed": "yellow", "failed": "red", "not requested": "dim"}
+    for row in digest.goals:
+        color = colors.get(row.status, "white")
+        table.add_row(
+            row.goal,
+            row.need or "-",
+            f"[{color}]{row.status}[/{color}]",
+            str(row.findings) + (f" ({row.errors} failed)" if row.errors else ""),
+            row.headline(),
+        )
+    return table
+
+
+def _assess(spec_path: Path | None, spec: Any, out: Path | None, resume: bool, progress: bool) -> Path:
+    from aisec.assess.runner import run_assessment
+    from aisec.cli.progress import RichObserver
+    from aisec.report import write_reports
+
+    observer = RichObserver(err_console, spec.name) if progress else None
+    if observer:
+        with observer:
+            result = run_assessment(spec, run_dir=out, resume=resume, observer=observer)
+    else:
+        result = run_assessment(spec, run_dir=out, resume=resume)
+    write_reports(result.run_dir)
+    return result.run_dir
+
+
+@app.command()
+@friendly
+def assess(
+    spec: Annotated[Path, typer.Argument(help="The spec file (YAML).")],
+    out: Annotated[Path | None, typer.Option("--out", help="Run folder (default runs/<name>).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Keep finished jobs of the run folder and run the rest.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+) -> None:
+    """Run the attacks a spec's threat model allows and write the run folder and its report."""
+    from aisec.core.config import load_spec
+
+    parsed = load_spec(spec)
+    run_dir = _assess(spec, parsed, out, resume, progress and sys.stderr.isatty())
+    console.print(goal_table(run_dir, f"{parsed.name}: per security goal"))
+    console.print(f"run folder: {run_dir}\nreport:     {run_dir / 'report.html'}", soft_wrap=True)
+
+
+@app.command()
+@friendly
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Where to write the run folders.")] = Path("runs"),
+    sms: Annotated[Path | None, typer.Option("--sms", help="Path of the SMS Spam Collection file.")] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+) -> None:
+    """Train (and cache) three small models, assess each, print a per-goal table, write the reports."""
+    from aisec.demo import demo_specs
+
+    with console.status("training or loading the demo models..."):
+        cases = demo_specs(out, sms_path=sms)
+    for case in cases:
+        run_dir = _assess(case.spec_path, case.spec, out / case.spec.name, False, progress and sys.stderr.isatty())
+        console.print(goal_table(run_dir, f"{case.spec.name}: per security goal"))
+        console.print(f"  report: {run_dir / 'report.html'}\n  spec:   {case.spec_path}\n", soft_wrap=True)
+
+
+@app.command()
+@friendly
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder written by 'aisec assess'.")],
+    format: Annotated[list[str] | None, typer.Option("--format", "-f", help="json and/or html (default both).")] = None,
+) -> None:
+    """Build report.json and report.html from a run folder alone."""
+    from aisec.report import write_reports
+
+    for path in write_reports(run_dir, format or ["json", "html"]):
+        console.print(f"wrote {path}")
+    console.print(goal_table(run_dir, f"{run_dir.name}: per security goal"))
+
+
+@app.command("attacks")
+@friendly
+def list_attacks() -> None:
+    """List the registered attacks: goal, knowledge, needs, paper, ATLAS and OWASP ids."""
+    from aisec.registry import attacks as registered
+
+    table = Table(title="registered attacks", title_justify="left")
+    for col in ("name", "goal", "knowledge", "needs", "ATLAS", "OWASP", "paper"):
+        table.add_column(col, overflow="fold")
+    for name, cls in registered().items():
+        table.add_row(
+            name,
+            cls.goal.value,
+            cls.knowledge.value,
+            ", ".join(sorted(c.value for c in cls.needs)),
+            cls.atlas,
+            cls.owasp,
+            cls.paper,
+        )
+    console.print(table)
+
+
+@app.command()
+def version() -> None:
+    """Print the aisec version."""
+    from aisec import __version__
+
+    console.print(__version__)
+
+
+def main() -> None:
+    """Entry point of the ``aisec`` script."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""A rich progress bar fed by the runner's events."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from aisec.assess.plan import Job, Plan
+from aisec.core.findings import Finding
+
+
+class RichObserver:
+    """Two bars: jobs of the plan, and steps of the running job."""
+
+    def __init__(self, console: Console, title: str) -> None:
+        self.console = console
+        self.title = title
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self._jobs: int | None = None
+        self._step: int | None = None
+
+    def __enter__(self) -> RichObserver:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def planned(self, plan: Plan, resumed: int) -> None:
+        self._jobs = self.progress.add_task(f"{self.title}: jobs", total=len(plan.jobs), completed=resumed)
+        if resumed:
+            self.console.print(f"[dim]{self.title}: resuming, {resumed} of {len(plan.jobs)} jobs already done[/dim]")
+
+    def job_started(self, job: Job, index: int, total: int) -> None:
+        if self._step is not None:
+            self.progress.remove_task(self._step)
+        self._step = self.progress.add_task(f"  {job.id}", total=None)
+
+    def job_step(self, job: Job, done: int, total: int) -> None:
+        if self._step is not None:
+            self.progress.update(self._step, completed=done, total=total)
+
+    def job_finished(self, job: Job, finding: Finding) -> None:
+        if self._jobs is not None:
+            self.progress.advance(self._jobs)
+        style = "red" if finding.status == "error" else "green"
+        self.console.print(f"[{style}]✓[/{style}] {finding.summary}" if finding.status == "ok" else f"[red]✗ {finding.summary}[/red]")

@@ -1,0 +1,204 @@
+"""The demo: trains (and caches) three small models and assesses each with a default threat model.
+
+- a small CNN on scikit-learn's 8x8 digits (white-box attacker: FGSM at three eps, loss threshold),
+- an MLP on breast cancer (white-box attacker),
+- a TF-IDF + logistic-regression spam filter on the SMS Spam Collection, when the file is found
+  (black-box attacker with probabilities).
+
+Models are cached under ``$AISEC_CACHE`` (default ``~/.cache/aisec``) by a hash of their recipe,
+so a second demo skips training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+
+from aisec.core.config import Spec, parse_spec
+from aisec.data import Dataset, find_sms_spam, load_breast_cancer, load_digits, load_sms_spam
+
+log = logging.getLogger(__name__)
+
+RECIPE_VERSION = 1
+
+
+def cache_dir() -> Path:
+    """Where trained demo models are cached."""
+    root = os.environ.get("AISEC_CACHE")
+    path = Path(root) if root else Path.home() / ".cache" / "aisec"
+    path = path / "models"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _recipe_key(name: str, recipe: dict[str, Any]) -> str:
+    blob = json.dumps({"name": name, "v": RECIPE_VERSION, "torch": torch.__version__.split("+")[0], **recipe}, sort_keys=True)
+    return f"{name}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+
+
+class DigitsCNN(nn.Module):
+    """Two conv layers and two dense layers for 1x8x8 digits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(32 * 4 * 4, 64), nn.ReLU(), nn.Linear(64, 10),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def train_classifier(model: nn.Module, data: Dataset, *, epochs: int, lr: float, batch_size: int, seed: int) -> nn.Module:
+    """Plain Adam + cross-entropy training on ``data.x_train``; deterministic for a seed on the CPU."""
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    assert isinstance(data.x_train, torch.Tensor)
+    x, y = data.x_train, data.y_train
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(epochs):
+        perm = torch.randperm(len(y), generator=gen)
+        for start in range(0, len(y), batch_size):
+            idx = perm[start : start + batch_size]
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+            opt.step()
+    return model.eval()
+
+
+def _cached_torch(name: str, recipe: dict[str, Any], build: Callable[[], nn.Module], example: torch.Tensor) -> Path:
+    path = cache_dir() / f"{_recipe_key(name, recipe)}.pt"
+    if not path.is_file():
+        log.info("training %s", name)
+        model = build()
+        scripted = torch.jit.trace(model, example)
+        tmp = path.with_suffix(".tmp")
+        torch.jit.save(scripted, str(tmp))
+        os.replace(tmp, path)
+    return path
+
+
+def digits_cnn(seed: int = 0) -> Path:
+    """TorchScript file of the demo's digits CNN (trained on ``load_digits(seed=seed)``'s train split)."""
+    recipe = {"epochs": 30, "lr": 2e-3, "batch_size": 64, "seed": seed}
+    data = load_digits(seed=seed)
+
+    def build() -> nn.Module:
+        torch.manual_seed(seed)
+        return train_classifier(DigitsCNN(), data, epochs=30, lr=2e-3, batch_size=64, seed=seed)
+
+    return _cached_torch("digits-cnn", recipe, build, torch.zeros(1, 1, 8, 8))
+
+
+def cancer_mlp(seed: int = 0) -> Path:
+    """TorchScript file of the demo's breast-cancer MLP (trained long enough to overfit a little)."""
+    recipe = {"epochs": 300, "lr": 3e-3, "batch_size": 32, "hidden": 128, "seed": seed}
+    data = load_breast_cancer(seed=seed)
+
+    def build() -> nn.Module:
+        torch.manual_seed(seed)
+        model = nn.Sequential(nn.Linear(30, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 2))
+        return train_classifier(model, data, epochs=300, lr=3e-3, batch_size=32, seed=seed)
+
+    return _cached_torch("cancer-mlp", recipe, build, torch.zeros(1, 30))
+
+
+def spam_filter(path: Path, seed: int = 0) -> Path:
+    """joblib file of the demo's TF-IDF + logistic-regression spam filter."""
+    import joblib
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    out = cache_dir() / f"{_recipe_key('spam-filter', {'C': 10.0, 'seed': seed, 'data': digest})}.joblib"
+    if not out.is_file():
+        data = load_sms_spam(path, seed=seed)
+        pipe = make_pipeline(TfidfVectorizer(sublinear_tf=True, min_df=1), LogisticRegression(C=10.0, max_iter=2000))
+        pipe.fit(data.x_train, data.y_train.numpy())
+        tmp = out.with_suffix(".tmp")
+        joblib.dump(pipe, tmp)
+        os.replace(tmp, out)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class DemoCase:
+    """One model of the demo and the spec that assesses it."""
+
+    spec: Spec
+    spec_path: Path
+
+
+def demo_specs(out: Path, *, sms_path: str | Path | None = None, seed: int = 0) -> list[DemoCase]:
+    """Train or load the demo models and write one spec file per model into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    raw: list[dict[str, Any]] = [
+        {
+            "name": "demo-digits",
+            "target": {"kind": "torch", "path": str(digits_cnn(seed))},
+            "data": {"kind": "digits", "seed": seed},
+            "threat_model": {
+                "knowledge": "white-box",
+                "output": "probabilities",
+                "query_budget": 20000,
+                "needs": {"integrity": "high", "privacy": "normal"},
+            },
+            "attacks": [
+                {"name": "fgsm", "eps": 0.05},
+                {"name": "fgsm", "eps": 0.1},
+                {"name": "fgsm", "eps": 0.2},
+                {"name": "loss-threshold"},
+            ],
+        },
+        {
+            "name": "demo-cancer",
+            "target": {"kind": "torch", "path": str(cancer_mlp(seed))},
+            "data": {"kind": "breast_cancer", "seed": seed},
+            "threat_model": {
+                "knowledge": "white-box",
+                "output": "probabilities",
+                "query_budget": 20000,
+                "epsilon": 0.25,
+                "needs": {"integrity": "normal", "privacy": "very-high"},
+            },
+            "attacks": "auto",
+        },
+    ]
+    sms = find_sms_spam(sms_path)
+    if sms is not None and sms.is_file():
+        raw.append(
+            {
+                "name": "demo-spam",
+                "target": {"kind": "sklearn", "path": str(spam_filter(sms.resolve(), seed)), "trust": True},
+                "data": {"kind": "sms_spam", "path": str(sms.resolve()), "seed": seed},
+                "threat_model": {
+                    "knowledge": "black-box",
+                    "output": "probabilities",
+                    "query_budget": 20000,
+                    "needs": {"integrity": "high", "availability": "high", "confidentiality": "normal", "privacy": "very-high"},
+                },
+                "attacks": "auto",
+            }
+        )
+    else:
+        log.info("SMS Spam Collection not found; the spam-filter demo is skipped")
+    cases = []
+    for item in raw:
+        path = out / f"{item['name']}.yaml"
+        path.write_text(yaml.safe_dump(item, sort_keys=False), encoding="utf-8")
+        cases.append(DemoCase(parse_spec(item, source=str(path)), path))
+    return cases

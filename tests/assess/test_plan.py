@@ -1,0 +1,106 @@
+"""The plan picks the attacks whose needs fit the threat model, target and data."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from aisec.assess.plan import job_id, make_plan
+from aisec.core.config import parse_spec
+from aisec.data import load_breast_cancer, load_digits
+from aisec.errors import ConfigError
+from aisec.targets import SklearnTarget, TorchTarget
+
+
+@pytest.fixture(scope="module")
+def digits_target() -> TorchTarget:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    return TorchTarget(model, input_shape=(1, 8, 8), clip=(0.0, 1.0), device="cpu")
+
+
+def _spec(**kw: object) -> dict:
+    base = {"name": "p", "target": {"kind": "torch", "path": "m.pt"}, "data": {"kind": "digits"}}
+    return {**base, **kw}
+
+
+def test_auto_under_white_box_runs_both_reference_attacks(digits_target: TorchTarget) -> None:
+    spec = parse_spec(_spec(threat_model={"knowledge": "white-box"}))
+    plan = make_plan(spec, digits_target, load_digits())
+    assert [j.attack for j in plan.jobs] == ["fgsm", "loss-threshold"]
+
+
+def test_auto_under_black_box_skips_gradient_attacks_with_a_reason(digits_target: TorchTarget) -> None:
+    spec = parse_spec(_spec(threat_model={"knowledge": "black-box"}))
+    plan = make_plan(spec, digits_target, load_digits())
+    assert [j.attack for j in plan.jobs] == ["loss-threshold"]
+    (skip,) = [s for s in plan.skipped if s.attack == "fgsm"]
+    assert "gradients" in skip.reason and "black-box" in skip.reason
+
+
+def test_labels_only_output_leaves_no_probability_attack(digits_target: TorchTarget) -> None:
+    spec = parse_spec(_spec(threat_model={"knowledge": "black-box", "output": "labels"}))
+    plan = make_plan(spec, digits_target, load_digits())
+    assert plan.jobs == ()
+    assert {s.attack for s in plan.skipped} == {"fgsm", "loss-threshold"}
+
+
+def test_goals_without_a_need_are_not_attacked(digits_target: TorchTarget) -> None:
+    spec = parse_spec(_spec(threat_model={"knowledge": "white-box", "needs": {"privacy": "high"}}))
+    plan = make_plan(spec, digits_target, load_digits())
+    assert [j.attack for j in plan.jobs] == ["loss-threshold"]
+    assert any("integrity" in s.reason for s in plan.skipped)
+
+
+def test_budget_below_an_attacks_minimum_skips_it(digits_target: TorchTarget) -> None:
+    spec = parse_spec(_spec(threat_model={"knowledge": "black-box", "query_budget": 10}))
+    plan = make_plan(spec, digits_target, load_digits())
+    assert plan.jobs == ()
+    assert any("queries" in s.reason for s in plan.skipped)
+
+
+def test_target_without_gradients_skips_fgsm_even_white_box() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    data = load_breast_cancer()
+    est = LogisticRegression(max_iter=500).fit(data.x_train.numpy(), data.y_train.numpy())
+    target = SklearnTarget(est, input_shape=(30,))
+    spec = parse_spec(
+        {
+            **_spec(threat_model={"knowledge": "white-box"}),
+            "data": {"kind": "breast_cancer"},
+            "target": {"kind": "sklearn", "path": "m"},
+        }
+    )
+    plan = make_plan(spec, target, data)
+    assert [j.attack for j in plan.jobs] == ["loss-threshold"]
+    assert any(s.attack == "fgsm" and "sklearn target cannot provide" in s.reason for s in plan.skipped)
+
+
+def test_explicit_attack_the_threat_model_forbids_is_an_error(digits_target: TorchTarget) -> None:
+    spec = parse_spec(_spec(threat_model={"knowledge": "black-box"}, attacks=["fgsm"]))
+    with pytest.raises(ConfigError, match=r"fgsm.*gradients"):
+        make_plan(spec, digits_target, load_digits())
+
+
+def test_epsilon_of_the_threat_model_fills_unset_eps(digits_target: TorchTarget) -> None:
+    spec = parse_spec(
+        _spec(
+            threat_model={"knowledge": "white-box", "epsilon": 0.3},
+            attacks=[{"name": "fgsm"}, {"name": "fgsm", "eps": 0.05}],
+        )
+    )
+    plan = make_plan(spec, digits_target, load_digits())
+    assert [j.params["eps"] for j in plan.jobs] == [0.3, 0.05]
+
+
+def test_job_ids_are_stable_and_duplicates_collapse(digits_target: TorchTarget) -> None:
+    spec = parse_spec(
+        _spec(threat_model={"knowledge": "white-box"}, attacks=[{"name": "fgsm"}, {"name": "fgsm", "eps": 0.1}])
+    )
+    plan = make_plan(spec, digits_target, load_digits())
+    assert len(plan.jobs) == 1  # eps 0.1 is fgsm's default: the same job
+    assert plan.jobs[0].id == job_id("fgsm", plan.jobs[0].params)
+    again = make_plan(spec, digits_target, load_digits())
+    assert [(j.id, j.seed) for j in again.jobs] == [(j.id, j.seed) for j in plan.jobs]
