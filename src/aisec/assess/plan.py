@@ -12,7 +12,7 @@ from typing import Any
 
 from aisec.attacks.base import Attack
 from aisec.core.config import Spec
-from aisec.core.goals import MODEL_ACCESS_CAPABILITIES, Capability, Goal
+from aisec.core.goals import MODEL_ACCESS_CAPABILITIES, Goal
 from aisec.core.threat_model import ThreatModel
 from aisec.data.dataset import Dataset
 from aisec.errors import ConfigError
@@ -31,7 +31,13 @@ class Job:
     seed: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "attack": self.attack, "goal": self.goal.value, "params": dict(self.params), "seed": self.seed}
+        return {
+            "id": self.id,
+            "attack": self.attack,
+            "goal": self.goal.value,
+            "params": dict(self.params),
+            "seed": self.seed,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +83,6 @@ def why_not(cls: type[Attack], threat: ThreatModel, target: Target, data: Datase
     if denied:
         return f"needs {', '.join(denied)}, which a {threat.knowledge} attacker with {threat.output} output lacks"
     model_needs = cls.needs & MODEL_ACCESS_CAPABILITIES
-    if Capability.PROBABILITIES in model_needs and threat.knowledge.value == "white-box":
-        model_needs = model_needs - {Capability.PROBABILITIES}  # a white-box attacker computes them itself
     unsupported = sorted(c.value for c in model_needs - target.capabilities)
     if unsupported:
         return f"needs {', '.join(unsupported)}, which the {target.kind} target cannot provide"

@@ -30,7 +30,7 @@ from aisec.core.config import Spec, spec_to_dict
 from aisec.core.findings import Finding
 from aisec.data import LOADERS
 from aisec.data.dataset import Dataset
-from aisec.errors import AisecError, ConfigError
+from aisec.errors import AisecError, ConfigError, InputValidationError
 from aisec.registry import get_attack
 from aisec.targets import load_target
 from aisec.targets.base import Target
@@ -136,6 +136,34 @@ def _error_finding(job: Job, spec: Spec, exc: BaseException, seconds: float) -> 
     )
 
 
+def check_compatible(target: Target, data: Dataset) -> None:
+    """Fail up front when the target cannot take the data (every job would fail the same way).
+
+    One test input is validated and sent to the target once: a probe made by the assessor, not
+    by the attacker, so it is not charged to the query budget. A remote target that cannot be
+    reached raises :class:`~aisec.errors.TargetUnavailableError` here.
+    """
+    x = data.x_test[:1] if len(data.y_test) else data.x_train[:1]
+    x = target.validate_inputs(x, argument="data")
+    try:
+        target._predict_labels(x)
+    except AisecError:
+        raise
+    except Exception as exc:  # the model itself rejects the input (shape, features, dtype)
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        reason = lines[-1] if lines else type(exc).__name__
+        shape = f" of shape {data.input_shape}" if data.input_shape else ""
+        raise InputValidationError(
+            "data",
+            f"inputs the {target.kind} target accepts",
+            f"{data.name} inputs{shape}, which it rejects: {type(exc).__name__}: {reason}",
+        ) from None
+    if target.n_classes != data.n_classes:
+        raise InputValidationError(
+            "data", f"{target.n_classes} classes like the target", f"{data.n_classes} classes ({data.name})"
+        )
+
+
 def run_assessment(
     spec: Spec,
     *,
@@ -169,18 +197,33 @@ def run_assessment(
         before = json.loads((run_dir / "spec.json").read_text(encoding="utf-8"))
         if before != spec_json:
             raise ConfigError(f"{run_dir}: the spec differs from the one this run started with; run without --resume")
-    elif not resume:
+    data = data if data is not None else load_data(spec)
+    if target is None:
+        with load_target(spec.target, data) as loaded:
+            return _run(spec, run_dir, results, spec_json, resume, loaded, data, observer)
+    return _run(spec, run_dir, results, spec_json, resume, target, data, observer)
+
+
+def _run(
+    spec: Spec,
+    run_dir: Path,
+    results: Path,
+    spec_json: dict[str, Any],
+    resume: bool,
+    target: Target,
+    data: Dataset,
+    observer: RunObserver | None,
+) -> RunResult:
+    check_compatible(target, data)
+    plan = make_plan(spec, target, data)
+    threat = spec.threat
+    if not resume:  # only now, when the new run can start, do the old results go
         for stale in (results, run_dir / "evidence"):
             if stale.is_dir():
                 shutil.rmtree(stale)
             elif stale.exists():
                 stale.unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
-
-    data = data if data is not None else load_data(spec)
-    target = target if target is not None else load_target(spec.target, data)
-    plan = make_plan(spec, target, data)
-    threat = spec.threat
 
     _truncate_partial_line(results)
     done = {f.job_id: f for f in iter_findings(run_dir)} if resume else {}
@@ -218,7 +261,9 @@ def run_assessment(
     return RunResult(run_dir=run_dir, plan=plan, findings=ordered, resumed=resumed)
 
 
-def _run_job(job: Job, spec: Spec, target: Target, data: Dataset, run_dir: Path, observer: RunObserver | None) -> Finding:
+def _run_job(
+    job: Job, spec: Spec, target: Target, data: Dataset, run_dir: Path, observer: RunObserver | None
+) -> Finding:
     import time
 
     threat = spec.threat

@@ -47,5 +47,10 @@ class QueryBudget:
                 raise BudgetExceededError(self.limit, self._used, n)
             self._used += n
 
+    def refund(self, n: int) -> None:
+        """Give back ``n`` queries charged for a request the target refused before answering."""
+        with self._lock:
+            self._used = max(0, self._used - n)
+
     def __repr__(self) -> str:
         return f"QueryBudget(limit={self.limit}, used={self._used})"

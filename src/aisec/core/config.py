@@ -20,6 +20,11 @@ from aisec.errors import ConfigError
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
+def _norm(v: Any) -> Any:
+    """Spell a choice the way aisec does: lower case, dashes (``Very_High`` -> ``very-high``)."""
+    return v.strip().lower().replace("_", "-") if isinstance(v, str) else v
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -42,6 +47,9 @@ class TargetSpec(_Strict):
     retries: int = Field(3, ge=0)
     batch_size: int = Field(256, ge=1)
     headers: dict[str, str] = Field(default_factory=dict)
+    returns: Literal["probabilities", "labels"] | None = Field(
+        None, description="http: what the API answers; found out from the first answer when unset."
+    )
 
     @model_validator(mode="after")
     def _where(self) -> TargetSpec:
@@ -91,7 +99,12 @@ class ThreatModelSpec(_Strict):
     @field_validator("knowledge", "output", mode="before")
     @classmethod
     def _lower(cls, v: Any) -> Any:
-        return str(v).lower().replace("_", "-") if isinstance(v, str) else v
+        return _norm(v)
+
+    @field_validator("needs", mode="before")
+    @classmethod
+    def _needs(cls, v: Any) -> Any:
+        return {_norm(g): _norm(n) for g, n in v.items()} if isinstance(v, dict) else v
 
     def build(self) -> ThreatModel:
         return ThreatModel(
@@ -138,16 +151,39 @@ class Spec(_Strict):
     @field_validator("attacks", mode="before")
     @classmethod
     def _attack_names(cls, v: Any) -> Any:
-        if isinstance(v, list):
-            return [{"name": a} if isinstance(a, str) else a for a in v]
-        return v
+        # Check the shape here, so that a wrong value gives one message instead of one per union branch.
+        if v == "auto":
+            return v
+        if not isinstance(v, list):
+            from aisec.registry import attacks
+
+            raise ValueError(f"expected 'auto' or a list of attacks; known attacks: {', '.join(attacks())}")
+        out = []
+        for i, a in enumerate(v):
+            if isinstance(a, str):
+                a = {"name": a}
+            if not isinstance(a, dict) or not isinstance(a.get("name"), str):
+                raise ValueError(f"item {i}: expected an attack name or a mapping with name and parameters")
+            out.append(a)
+        return out
 
     @property
     def threat(self) -> ThreatModel:
         return self.threat_model.build()
 
 
-def format_validation_error(exc: ValidationError, source: str = "spec") -> str:
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The field names of the nested model that ``loc`` (a path to one of its fields) points into."""
+    for part in loc[:-1]:
+        info = model.model_fields.get(str(part))
+        ann = info.annotation if info is not None else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return []
+        model = ann
+    return list(model.model_fields)
+
+
+def format_validation_error(exc: ValidationError, source: str = "spec", model: type[BaseModel] | None = None) -> str:
     """One line naming the first bad field, the value given and what is allowed."""
     parts = []
     for err in exc.errors()[:3]:
@@ -157,7 +193,8 @@ def format_validation_error(exc: ValidationError, source: str = "spec") -> str:
         given = err.get("input")
         shown = "" if isinstance(given, dict | list) or given is None else f" (got {given!r})"
         if err["type"] == "extra_forbidden":
-            msg, shown = "unknown field", ""
+            fields = _fields_at(model, tuple(err["loc"])) if model is not None else []
+            msg, shown = "unknown field" + (f"; allowed: {', '.join(fields)}" if fields else ""), ""
         if err["type"] == "missing":
             msg = "required field is missing"
         expected = (err.get("ctx") or {}).get("expected")
@@ -175,7 +212,7 @@ def parse_spec(data: Any, *, source: str = "spec", base_dir: Path | None = None)
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, source)) from None
+        raise ConfigError(format_validation_error(exc, source, Spec)) from None
     if base_dir is not None:
         spec = resolve_paths(spec, base_dir)
     if spec.attacks != "auto":

@@ -100,6 +100,9 @@ class Finding(BaseModel):
 def finding_json_schema() -> dict[str, Any]:
     """The JSON Schema of one finding line."""
     schema = Finding.model_json_schema()
+    # from_json reads only lines of this version, and only lines that say so: the schema says the same
+    schema["properties"]["schema_version"]["const"] = SCHEMA_VERSION
+    schema["required"] = ["schema_version", *(r for r in schema.get("required", []) if r != "schema_version")]
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = f"urn:aisec:finding:v{SCHEMA_VERSION}"
     return schema

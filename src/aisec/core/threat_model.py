@@ -59,20 +59,26 @@ class ThreatModel:
             isinstance(self.query_budget, bool) or not isinstance(self.query_budget, int) or self.query_budget < 0
         ):
             raise ConfigError(f"query_budget: expected a non-negative integer or null, got {self.query_budget!r}")
-        caps = frozenset(Capability.parse(c, field="training_data") for c in self.training_data)
-        bad = caps - TRAINING_DATA_CAPABILITIES
-        if bad:
-            allowed = ", ".join(sorted(c.value for c in TRAINING_DATA_CAPABILITIES))
-            raise ConfigError(
-                f"training_data: {', '.join(sorted(c.value for c in bad))} is not allowed; allowed: {allowed}"
-            )
-        object.__setattr__(self, "training_data", caps)
+        allowed = ", ".join(sorted(c.value for c in TRAINING_DATA_CAPABILITIES))
+        given = (self.training_data,) if isinstance(self.training_data, str) else tuple(self.training_data)
+        caps = set()
+        for c in given:
+            try:
+                cap = Capability.parse(c, field="training_data")
+            except ConfigError:
+                cap = None
+            if cap not in TRAINING_DATA_CAPABILITIES:
+                raise ConfigError(f"training_data: {c!r} is not allowed; allowed: {allowed}")
+            caps.add(cap)
+        object.__setattr__(self, "training_data", frozenset(caps))
         needs = {
             Goal.parse(g, field="needs"): ProtectionNeed.parse(n, field=f"needs.{g}")
             for g, n in dict(self.needs).items()
         }
         object.__setattr__(self, "needs", needs)
-        if self.epsilon is not None and not (self.epsilon >= 0):
+        if self.epsilon is not None and (
+            isinstance(self.epsilon, bool) or not isinstance(self.epsilon, int | float) or not self.epsilon >= 0
+        ):
             raise ConfigError(f"epsilon: expected a number >= 0, got {self.epsilon!r}")
 
     def grants(self) -> frozenset[Capability]:

@@ -62,6 +62,8 @@ def load_target(spec: TargetSpec, data: Dataset) -> Target:
         retries=spec.retries,
         batch_size=spec.batch_size,
         headers=spec.headers,
+        returns=spec.returns,
+        name=spec.model_name or "http-model",
     )
 
 

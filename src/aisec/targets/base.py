@@ -94,7 +94,16 @@ class Target(ABC):
 
     def _parameters(self) -> Any:
         """The model's parameters in the adapter's own form (module, estimator, graph)."""
-        return self._torch_module()
+        raise UnsupportedTargetError(f"the {self.kind} target does not expose its parameters", [Capability.PARAMETERS])
+
+    def close(self) -> None:  # noqa: B027  (a no-op that adapters holding resources override)
+        """Release what the adapter holds (connections, sessions); a no-op by default."""
+
+    def __enter__(self) -> Target:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- input checks --------------------------------------------------------------------------
     def validate_inputs(self, x: Any, *, argument: str = "x") -> Inputs:
@@ -224,7 +233,7 @@ class TargetView:
         caps = {Capability.LABELS}
         provided = self._target.capabilities
         if self.knowledge is Knowledge.WHITE_BOX:
-            caps |= {Capability.PROBABILITIES} | (provided & {Capability.GRADIENTS, Capability.PARAMETERS})
+            caps |= provided & {Capability.PROBABILITIES, Capability.GRADIENTS, Capability.PARAMETERS}
         elif self.output is not OutputKind.LABELS and Capability.PROBABILITIES in provided:
             caps.add(Capability.PROBABILITIES)
         return frozenset(caps)
@@ -253,7 +262,11 @@ class TargetView:
         self.budget.charge(len(x))
         if len(x) == 0:
             return torch.empty(0, self.n_classes, device=self.device)
-        probs = self._target._predict_proba(x)
+        try:
+            probs = self._target._predict_proba(x)
+        except UnsupportedTargetError:
+            self.budget.refund(len(x))  # e.g. a server found to answer labels only: nothing was learned
+            raise
         if self.knowledge is not Knowledge.WHITE_BOX and self.output is OutputKind.TOP_K:
             k = min(self.top_k, self.n_classes)
             top = probs.topk(k, dim=1)
@@ -280,8 +293,7 @@ class TargetView:
     @property
     def parameters(self) -> Any:
         """The model's parameters in the adapter's form (white-box only)."""
-        if self.knowledge is not Knowledge.WHITE_BOX:
-            raise AccessDeniedError(f"a {self.knowledge} attacker may not read the model's parameters")
+        self.require(Capability.PARAMETERS)
         return self._target._parameters()
 
     def __repr__(self) -> str:

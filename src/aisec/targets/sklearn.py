@@ -32,7 +32,12 @@ def load_estimator(path: str | Path, *, trust: bool = False) -> Any:
         raise UntrustedFileError(_PICKLE_WARNING.format(path=path))
     import joblib
 
-    return joblib.load(path)
+    try:
+        return joblib.load(path)
+    except Exception as exc:  # a corrupt or foreign file fails in many ways inside the unpickler
+        raise ConfigError(
+            f"target.path: {path} is not a readable joblib/pickle file ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 class SklearnTarget(Target):

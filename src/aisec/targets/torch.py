@@ -45,7 +45,12 @@ def load_torch_module(path: str | Path, *, trust: bool = False) -> nn.Module:
             f"{path} is not TorchScript; loading a pickled torch model runs code from the file. "
             "Save it with torch.jit.script/trace, or set target.trust: true (--trust) if you trust its author"
         )
-    obj = torch.load(str(path), map_location="cpu", weights_only=False)
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=False)
+    except Exception as exc:  # a corrupt or foreign file fails in many ways inside the unpickler
+        raise ConfigError(
+            f"target.path: {path} is not a readable torch model file ({type(exc).__name__}: {exc})"
+        ) from None
     if not isinstance(obj, nn.Module):
         raise ConfigError(
             f"target.path: {path} holds a {type(obj).__name__}, not a model; "
@@ -123,6 +128,9 @@ class TorchTarget(Target):
 
     def _torch_module(self) -> nn.Module:
         return self._module if self.outputs == "logits" else _LogOf(self._module)
+
+    def _parameters(self) -> nn.Module:
+        return self._module
 
     @torch.no_grad()
     def _predict_proba(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
