@@ -42,7 +42,9 @@ def cache_dir() -> Path:
 
 
 def _recipe_key(name: str, recipe: dict[str, Any]) -> str:
-    blob = json.dumps({"name": name, "v": RECIPE_VERSION, "torch": torch.__version__.split("+")[0], **recipe}, sort_keys=True)
+    blob = json.dumps(
+        {"name": name, "v": RECIPE_VERSION, "torch": torch.__version__.split("+")[0], **recipe}, sort_keys=True
+    )
     return f"{name}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 
@@ -61,21 +63,33 @@ class DigitsCNN(nn.Module):
         return self.net(x)
 
 
-def train_classifier(model: nn.Module, data: Dataset, *, epochs: int, lr: float, batch_size: int, seed: int) -> nn.Module:
-    """Plain Adam + cross-entropy training on ``data.x_train``; deterministic for a seed on the CPU."""
+def train_classifier(
+    model: nn.Module, data: Dataset, *, epochs: int, lr: float, batch_size: int, seed: int
+) -> nn.Module:
+    """Plain Adam + cross-entropy training on ``data.x_train``; deterministic for a seed on the CPU.
+
+    Trains on one CPU thread: these models are tiny, so more threads buy nothing, and on a busy
+    2-core machine their spin-waiting makes training several times slower. One thread also
+    gives the same weights on every machine (float sums in one order).
+    """
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     assert isinstance(data.x_train, torch.Tensor)
     x, y = data.x_train, data.y_train
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
-    for _ in range(epochs):
-        perm = torch.randperm(len(y), generator=gen)
-        for start in range(0, len(y), batch_size):
-            idx = perm[start : start + batch_size]
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
-            opt.step()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for _ in range(epochs):
+            perm = torch.randperm(len(y), generator=gen)
+            for start in range(0, len(y), batch_size):
+                idx = perm[start : start + batch_size]
+                opt.zero_grad()
+                nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+                opt.step()
+    finally:
+        torch.set_num_threads(threads)
     return model.eval()
 
 
@@ -189,7 +203,12 @@ def demo_specs(out: Path, *, sms_path: str | Path | None = None, seed: int = 0) 
                     "knowledge": "black-box",
                     "output": "probabilities",
                     "query_budget": 20000,
-                    "needs": {"integrity": "high", "availability": "high", "confidentiality": "normal", "privacy": "very-high"},
+                    "needs": {
+                        "integrity": "high",
+                        "availability": "high",
+                        "confidentiality": "normal",
+                        "privacy": "very-high",
+                    },
                 },
                 "attacks": "auto",
             }

@@ -73,7 +73,7 @@ def test_sigkill_then_resume_gives_exactly_the_uninterrupted_findings(digits_mod
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     done_before = len(_lines(results))
-    n_jobs = len(EPSILONS) + 1
+    n_jobs = len(EPSILONS) + 2  # the attacks, and the scan of the model file that comes first
     assert 3 <= done_before < n_jobs
 
     resumed = subprocess.run([*cmd, str(killed_dir), "--resume"], env=env, capture_output=True, text=True, timeout=300)
@@ -98,14 +98,14 @@ def test_a_line_cut_short_is_dropped_on_resume(digits_model_file: Path, tmp_path
     spec = parse_spec(_small_spec(digits_model_file))
     run = run_assessment(spec, run_dir=tmp_path)
     lines = _lines(tmp_path / "results.jsonl")
-    assert len(lines) == 2
-    # as if the process died while writing the second line
-    (tmp_path / "results.jsonl").write_text(lines[0] + "\n" + lines[1][: len(lines[1]) // 2])
-    assert [f.job_id for f in read_findings(tmp_path)] == [run.findings[0].job_id]
+    assert [json.loads(x)["attack"] for x in lines] == ["model-scan", "fgsm", "fgsm"]
+    # as if the process died while writing the last line
+    (tmp_path / "results.jsonl").write_text("\n".join(lines[:2]) + "\n" + lines[2][: len(lines[2]) // 2])
+    assert [f.job_id for f in read_findings(tmp_path)] == [f.job_id for f in run.findings[:2]]
     again = run_assessment(spec, run_dir=tmp_path, resume=True)
     assert again.resumed == 1
     final = _lines(tmp_path / "results.jsonl")
-    assert len(final) == 2 and all(json.loads(x) for x in final)
+    assert len(final) == 3 and all(json.loads(x) for x in final)
     assert [f.metrics for f in read_findings(tmp_path)] == [f.metrics for f in run.findings]
 
 
@@ -121,7 +121,7 @@ def test_a_fresh_run_replaces_old_results(digits_model_file: Path, tmp_path: Pat
     spec = parse_spec(_small_spec(digits_model_file))
     run_assessment(spec, run_dir=tmp_path)
     run_assessment(spec, run_dir=tmp_path)
-    assert len(_lines(tmp_path / "results.jsonl")) == 2
+    assert len(_lines(tmp_path / "results.jsonl")) == 3  # model-scan and two fgsm jobs, once each
 
 
 def test_in_memory_target_and_evidence(tmp_path: Path) -> None:

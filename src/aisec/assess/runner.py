@@ -158,6 +158,15 @@ def check_compatible(target: Target, data: Dataset) -> None:
             f"inputs the {target.kind} target accepts",
             f"{data.name} inputs{shape}, which it rejects: {type(exc).__name__}: {reason}",
         ) from None
+    if target.has_gradients:  # the model's own output width (a torch target takes n_classes from the data)
+        with torch.no_grad():
+            out = target._torch_module()(x)
+        if out.ndim != 2 or out.shape[1] != data.n_classes:
+            raise InputValidationError(
+                "target",
+                f"{data.n_classes} outputs per input, one per class of {data.name}",
+                f"shape {tuple(out.shape)}",
+            )
     if target.n_classes != data.n_classes:
         raise InputValidationError(
             "data", f"{target.n_classes} classes like the target", f"{data.n_classes} classes ({data.name})"
@@ -199,9 +208,23 @@ def run_assessment(
             raise ConfigError(f"{run_dir}: the spec differs from the one this run started with; run without --resume")
     data = data if data is not None else load_data(spec)
     if target is None:
+        scan = scan_model_file(spec)  # before loading: a dangerous file is refused by the loader
         with load_target(spec.target, data) as loaded:
-            return _run(spec, run_dir, results, spec_json, resume, loaded, data, observer)
-    return _run(spec, run_dir, results, spec_json, resume, target, data, observer)
+            return _run(spec, run_dir, results, spec_json, resume, loaded, data, observer, scan)
+    return _run(spec, run_dir, results, spec_json, resume, target, data, observer, None)
+
+
+def scan_model_file(spec: Spec) -> Finding | None:
+    """The supply-chain finding for the target's model file (``model-scan``), or ``None`` for http."""
+    if spec.target.kind == "http" or not spec.target.path or not Path(spec.target.path).exists():
+        return None
+    import time
+
+    from aisec.scan import scan_path, to_finding
+
+    start = time.perf_counter()
+    report = scan_path(spec.target.path, recursive=False)
+    return to_finding(report, seconds=round(time.perf_counter() - start, 4))
 
 
 def _run(
@@ -213,6 +236,7 @@ def _run(
     target: Target,
     data: Dataset,
     observer: RunObserver | None,
+    scan: Finding | None,
 ) -> RunResult:
     check_compatible(target, data)
     plan = make_plan(spec, target, data)
@@ -246,6 +270,11 @@ def _run(
     if observer:
         observer.planned(plan, resumed)
     findings: dict[str, Finding] = {}
+    if scan is not None:
+        if scan.job_id in done:
+            scan = done[scan.job_id]
+        else:
+            _append(results, scan)
     for index, job in enumerate(plan.jobs):
         if job.id in done:
             findings[job.id] = done[job.id]
@@ -257,7 +286,7 @@ def _run(
         findings[job.id] = finding
         if observer:
             observer.job_finished(job, finding)
-    ordered = tuple(findings[j.id] for j in plan.jobs)
+    ordered = ((scan,) if scan is not None else ()) + tuple(findings[j.id] for j in plan.jobs)
     return RunResult(run_dir=run_dir, plan=plan, findings=ordered, resumed=resumed)
 
 

@@ -70,8 +70,13 @@ def check_config(
     positive: tuple[str, ...] = (),
     unit: tuple[str, ...] = (),
     non_negative: tuple[str, ...] = (),
+    integer: tuple[str, ...] = (),
 ) -> None:
     """Common ``__post_init__`` checks; raises :class:`ConfigError` naming the field and the rule."""
+    for f in integer:
+        v = getattr(config, f)
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ConfigError(f"{name}.{f}: expected an integer, got {v!r}")
     for f in positive:
         v = getattr(config, f)
         if isinstance(v, bool) or not isinstance(v, int | float) or not v > 0 or not math.isfinite(v):
@@ -143,11 +148,15 @@ class Attack(ABC):
     # -- running ---------------------------------------------------------------------------------
     def check(self, view: TargetView, data: Dataset) -> None:
         """Raise if the view or the data cannot serve this attack."""
+        if view.modality is not data.modality:  # data that does not fit the target is wrong for any attack
+            raise InputValidationError("data", f"{view.modality.value} data like the target", data.modality.value)
         if data.modality not in self.modalities:
             allowed = ", ".join(sorted(m.value for m in self.modalities))
             raise UnsupportedTargetError(f"{self.name} works on {allowed} inputs, not {data.modality.value}")
-        if view.modality is not data.modality:
-            raise InputValidationError("data", f"{view.modality.value} data like the target", data.modality.value)
+        if data.n_classes > view.n_classes:
+            raise InputValidationError(
+                "data", f"labels of at most {view.n_classes} classes like the target", f"{data.n_classes} classes"
+            )
         view.require(*sorted(self.needs & _VIEW_CAPS))
 
     def run(self, view: TargetView, data: Dataset, context: AttackContext | None = None) -> Finding:

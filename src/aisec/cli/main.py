@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from aisec.errors import AisecError
@@ -32,6 +33,11 @@ err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _one_line(message: object) -> str:
+    """``message`` on one line, with rich markup escaped (an error may quote ``[...]``)."""
+    return escape(" ".join(str(message).split()))
+
+
 def friendly(fn: F) -> F:
     """Turn aisec errors and OS errors into one line on stderr and exit status 2."""
 
@@ -40,11 +46,12 @@ def friendly(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except AisecError as exc:
-            err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/bold red] {_one_line(exc)}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except OSError as exc:
             where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
-            err_console.print(f"[bold red]error:[/bold red] {exc.strerror or exc}{where}", highlight=False, soft_wrap=True)
+            text = _one_line(f"{exc.strerror or exc}{where}")
+            err_console.print(f"[bold red]error:[/bold red] {text}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -91,13 +98,21 @@ def _assess(spec_path: Path | None, spec: Any, out: Path | None, resume: bool, p
 def assess(
     spec: Annotated[Path, typer.Argument(help="The spec file (YAML).")],
     out: Annotated[Path | None, typer.Option("--out", help="Run folder (default runs/<name>).")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Keep finished jobs of the run folder and run the rest.")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Keep finished jobs of the run folder and run the rest.")
+    ] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+    trust: Annotated[
+        bool,
+        typer.Option("--trust", help="Trust the target's pickle/joblib file: loading it runs code from it."),
+    ] = False,
 ) -> None:
     """Run the attacks a spec's threat model allows and write the run folder and its report."""
     from aisec.core.config import load_spec
 
     parsed = load_spec(spec)
+    if trust and not parsed.target.trust:
+        parsed = parsed.model_copy(update={"target": parsed.target.model_copy(update={"trust": True})})
     run_dir = _assess(spec, parsed, out, resume, progress and sys.stderr.isatty())
     console.print(goal_table(run_dir, f"{parsed.name}: per security goal"))
     console.print(f"run folder: {run_dir}\nreport:     {run_dir / 'report.html'}", soft_wrap=True)
@@ -133,6 +148,24 @@ def report(
     for path in write_reports(run_dir, format or ["json", "html"]):
         console.print(f"wrote {path}")
     console.print(goal_table(run_dir, f"{run_dir.name}: per security goal"))
+
+
+@app.command()
+@friendly
+def scan(
+    paths: Annotated[list[Path], typer.Argument(help="Model files, folders or archives.")],
+    format: Annotated[str, typer.Option("--format", help="table, json or sarif.")] = "table",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write json/sarif here.")] = None,
+    expect_sha256: Annotated[str | None, typer.Option("--expect-sha256", help="Pin the one file's hash.")] = None,
+    lock: Annotated[Path | None, typer.Option("--lock", help="Check every file against this lock file.")] = None,
+    write_lock: Annotated[Path | None, typer.Option("--write-lock", help="Write a lock file of the hashes.")] = None,
+    recursive: Annotated[bool, typer.Option("--recursive/--no-recursive", help="Descend into folders.")] = True,
+) -> None:
+    """Scan model files for code that runs when they are loaded (exit 1 when anything is dangerous)."""
+    from aisec.cli.scan import scan_command
+
+    code = scan_command(paths, format, output, expect_sha256, lock, write_lock, recursive=recursive, console=console)
+    raise typer.Exit(code)
 
 
 @app.command("attacks")

@@ -52,4 +52,6 @@ class RichObserver:
         if self._jobs is not None:
             self.progress.advance(self._jobs)
         style = "red" if finding.status == "error" else "green"
-        self.console.print(f"[{style}]✓[/{style}] {finding.summary}" if finding.status == "ok" else f"[red]✗ {finding.summary}[/red]")
+        self.console.print(
+            f"[{style}]✓[/{style}] {finding.summary}" if finding.status == "ok" else f"[red]✗ {finding.summary}[/red]"
+        )

@@ -8,6 +8,7 @@ and the assessment agree on who is a member of the training data.
 from __future__ import annotations
 
 import csv
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -165,12 +166,15 @@ def load_npz(
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"data.path: no such file: {path}")
+    with path.open("rb") as fh:
+        if fh.read(4) != b"PK\x03\x04":  # every .npz is a zip archive; np.load would call anything else pickle
+            raise ConfigError(f"data.path: {path} is not a .npz file (a zip archive of arrays)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except ValueError as exc:
         raise ConfigError(f"data.path: {path}: {exc} (object arrays are refused: they unpickle code)") from None
-    except OSError as exc:
+    except (OSError, zipfile.BadZipFile) as exc:
         raise ConfigError(f"data.path: {path} is not a readable .npz file ({exc})") from None
     if {"x_train", "y_train", "x_test", "y_test"} <= arrays.keys():
         x_tr, y_tr, x_te, y_te = (arrays[k] for k in ("x_train", "y_train", "x_test", "y_test"))
@@ -220,7 +224,7 @@ def load_csv(
     if not path.is_file():
         raise ConfigError(f"data.path: no such file: {path}")
     with path.open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.reader(fh))
+        rows = [r for r in csv.reader(fh) if any(v.strip() for v in r)]  # blank lines are not rows
     if len(rows) < 3:
         raise ConfigError(f"data.path: {path} needs a header and at least two rows")
     header, body = rows[0], rows[1:]

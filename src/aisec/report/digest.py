@@ -25,8 +25,9 @@ REPORT_SCHEMA_VERSION = 1
 class GoalRow:
     """One security goal of a run.
 
-    ``status`` is ``assessed`` (at least one finding), ``not assessed`` (a need is declared but no
-    attack produced a finding: never read this as a pass), ``failed`` (every attack on the goal
+    ``status`` is ``assessed`` (at least one attack's finding), ``not assessed`` (a need is declared
+    but no attack measured the goal: never read this as a pass; a check such as the model-file scan
+    alone does not assess a goal), ``failed`` (every attack on the goal
     ended in an error) or ``not requested`` (no need declared).
     """
 
@@ -69,7 +70,12 @@ class Digest:
 
 def _worst(findings: list[Finding]) -> Finding | None:
     scored = [
-        f for f in findings if f.status == "ok" and f.headline and isinstance(f.metrics.get(f.headline), int | float)
+        f
+        for f in findings
+        if f.status == "ok"
+        and f.headline
+        and f.worse_when is not None
+        and isinstance(f.metrics.get(f.headline), int | float)
     ]
     if not scored:
         return None
@@ -93,11 +99,13 @@ def digest_run(run_dir: str | Path) -> Digest:
     rows = []
     for goal in Goal:
         mine = [f for f in findings if f.goal is goal]
-        errors = sum(1 for f in mine if f.status == "error")
+        # attacks measure a goal; checks such as the model-file scan (no worse_when) inform but do not assess it
+        attacks = [f for f in mine if f.worse_when is not None]
+        errors = sum(1 for f in attacks if f.status == "error")
         need = needs.get(goal.value)
-        if not mine:
+        if not attacks:
             status = "not assessed" if need else "not requested"
-        elif errors == len(mine):
+        elif errors == len(attacks):
             status = "failed"
         else:
             status = "assessed"

@@ -30,6 +30,9 @@ def load_estimator(path: str | Path, *, trust: bool = False) -> Any:
         raise ConfigError(f"target.path: no such file: {path}")
     if not trust:
         raise UntrustedFileError(_PICKLE_WARNING.format(path=path))
+    from aisec.scan import check_before_load
+
+    check_before_load(path)  # even a trusted file is refused if it calls os.system & co. or fails its pin
     import joblib
 
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -45,8 +46,14 @@ def load_torch_module(path: str | Path, *, trust: bool = False) -> nn.Module:
             f"{path} is not TorchScript; loading a pickled torch model runs code from the file. "
             "Save it with torch.jit.script/trace, or set target.trust: true (--trust) if you trust its author"
         )
+    from aisec.scan import check_before_load
+
+    check_before_load(path)  # even a trusted file is refused if it calls os.system & co. or fails its pin
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=False)
+        try:  # the restricted unpickler first (tensors and containers only), the full one if needed
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            obj = torch.load(str(path), map_location="cpu", weights_only=False)
     except Exception as exc:  # a corrupt or foreign file fails in many ways inside the unpickler
         raise ConfigError(
             f"target.path: {path} is not a readable torch model file ({type(exc).__name__}: {exc})"

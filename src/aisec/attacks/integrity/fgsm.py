@@ -37,9 +37,9 @@ class FGSMConfig:
     batch_size: int = 256
 
     def __post_init__(self) -> None:
-        check_config(self, "fgsm", non_negative=("eps",), positive=("batch_size",))
+        check_config(self, "fgsm", non_negative=("eps",), positive=("batch_size",), integer=("batch_size",))
         if self.n_samples is not None:
-            check_config(self, "fgsm", positive=("n_samples",))
+            check_config(self, "fgsm", positive=("n_samples",), integer=("n_samples",))
 
 
 def fgsm_perturb(
@@ -54,9 +54,10 @@ def fgsm_perturb(
     """One signed-gradient step of size ``eps`` (away from ``y``, or towards it when targeted)."""
     if eps == 0:
         return x.clone()
-    x_adv = x.clone().requires_grad_(True)
-    loss = F.cross_entropy(model(x_adv), y)
-    (grad,) = torch.autograd.grad(loss, x_adv)
+    with torch.enable_grad():  # callers may hold a no_grad context; the step needs the input gradient
+        x_adv = x.detach().clone().requires_grad_(True)
+        loss = F.cross_entropy(model(x_adv), y)
+        (grad,) = torch.autograd.grad(loss, x_adv)
     step = -eps if targeted else eps
     x_adv = x + step * grad.sign()
     if clip is not None:

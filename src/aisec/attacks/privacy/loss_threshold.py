@@ -36,9 +36,11 @@ class LossThresholdConfig:
     batch_size: int = 512
 
     def __post_init__(self) -> None:
-        check_config(self, "loss-threshold", unit=("calibration_fpr",), positive=("batch_size",))
+        check_config(
+            self, "loss-threshold", unit=("calibration_fpr",), positive=("batch_size",), integer=("batch_size",)
+        )
         if self.n_samples is not None:
-            check_config(self, "loss-threshold", positive=("n_samples",))
+            check_config(self, "loss-threshold", positive=("n_samples",), integer=("n_samples",))
 
 
 def _losses(view: TargetView, x: Features, y: torch.Tensor, batch_size: int) -> np.ndarray:
