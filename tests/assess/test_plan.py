@@ -28,7 +28,7 @@ def _spec(**kw: object) -> dict:
 def test_auto_under_white_box_runs_both_reference_attacks(digits_target: TorchTarget) -> None:
     spec = parse_spec(_spec(threat_model={"knowledge": "white-box"}))
     plan = make_plan(spec, digits_target, load_digits())
-    assert [j.attack for j in plan.jobs] == ["fgsm", "loss-threshold"]
+    assert [j.attack for j in plan.jobs] == ["fgsm", "pgd", "loss-threshold"]
 
 
 def test_auto_under_black_box_skips_gradient_attacks_with_a_reason(digits_target: TorchTarget) -> None:
@@ -43,7 +43,7 @@ def test_labels_only_output_leaves_no_probability_attack(digits_target: TorchTar
     spec = parse_spec(_spec(threat_model={"knowledge": "black-box", "output": "labels"}))
     plan = make_plan(spec, digits_target, load_digits())
     assert plan.jobs == ()
-    assert {s.attack for s in plan.skipped} == {"fgsm", "loss-threshold"}
+    assert {s.attack for s in plan.skipped} == {"fgsm", "pgd", "loss-threshold"}
 
 
 def test_goals_without_a_need_are_not_attacked(digits_target: TorchTarget) -> None:

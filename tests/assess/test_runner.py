@@ -136,7 +136,7 @@ def test_in_memory_target_and_evidence(tmp_path: Path) -> None:
         "threat_model": {"knowledge": "white-box", "needs": {"integrity": "high"}},
     }
     run = run_assessment(parse_spec(raw), run_dir=tmp_path, target=target, data=data)
-    assert [f.attack for f in run.findings] == ["fgsm"]
+    assert [f.attack for f in run.findings] == ["fgsm", "pgd"]
     finding = run.findings[0]
     assert finding.status == "ok"
     assert (tmp_path / finding.evidence["arrays"]).is_file()
@@ -163,6 +163,7 @@ def test_a_crashing_attack_is_an_error_finding_and_the_rest_still_runs(tmp_path:
     }
     run = run_assessment(parse_spec(raw), run_dir=tmp_path, target=target, data=data)
     by_attack = {f.attack: f for f in run.findings}
-    assert by_attack["fgsm"].status == "error" and "boom" in (by_attack["fgsm"].error or "")
+    for gradient_attack in ("fgsm", "pgd"):
+        assert by_attack[gradient_attack].status == "error" and "boom" in (by_attack[gradient_attack].error or "")
     assert by_attack["loss-threshold"].status == "ok"
-    assert len(_lines(tmp_path / "results.jsonl")) == 2
+    assert len(_lines(tmp_path / "results.jsonl")) == 3

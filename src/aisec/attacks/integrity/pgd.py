@@ -1,0 +1,196 @@
+"""Projected gradient descent, L-inf and L2, with random start, restarts and a targeted mode."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
+from aisec.core.goals import Capability, Goal, Knowledge, Modality
+from aisec.data.dataset import Dataset
+from aisec.errors import ConfigError
+from aisec.registry import register_attack
+from aisec.targets.base import TargetView
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PGDConfig:
+    """Parameters of :class:`PGD`.
+
+    Attributes
+    ----------
+    eps:
+        Radius of the perturbation ball, in input units, in the chosen norm.
+    norm:
+        ``"linf"`` or ``"l2"``.
+    steps:
+        Gradient steps per restart.
+    alpha:
+        Step size; ``None`` takes ``2.5 * eps / steps`` (Madry et al.'s rule of thumb).
+    random_start:
+        Start from a uniform point of the ball instead of the input.
+    restarts:
+        Independent starts; an input counts as broken when any restart breaks it.
+    targeted:
+        Push towards a random other class instead of away from the true one.
+    n_samples:
+        Test inputs to attack; ``None`` attacks the whole test split.
+    batch_size:
+        Inputs per batch.
+    """
+
+    eps: float = 0.1
+    norm: Literal["linf", "l2"] = "linf"
+    steps: int = 20
+    alpha: float | None = None
+    random_start: bool = True
+    restarts: int = 1
+    targeted: bool = False
+    n_samples: int | None = 500
+    batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        ints = ("steps", "restarts", "batch_size")
+        check_config(self, "pgd", non_negative=("eps",), integer=ints, positive=ints)
+        if self.norm not in ("linf", "l2"):
+            raise ConfigError(f"pgd.norm: {self.norm!r} is not allowed; allowed: linf, l2")
+        if self.alpha is not None:
+            check_config(self, "pgd", positive=("alpha",))
+        if self.n_samples is not None:
+            check_config(self, "pgd", integer=("n_samples",), positive=("n_samples",))
+
+
+def _l2(v: torch.Tensor) -> torch.Tensor:
+    """Per-sample L2 norm, shaped to broadcast over the input."""
+    return v.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (v.ndim - 1)))
+
+
+def _project(delta: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
+    if norm == "linf":
+        return delta.clamp(-eps, eps)
+    return delta * (eps / _l2(delta)).clamp(max=1.0)
+
+
+def pgd_perturb(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    eps: float,
+    norm: str = "linf",
+    steps: int = 20,
+    alpha: float | None = None,
+    random_start: bool = True,
+    targeted: bool = False,
+    clip: tuple[float, float] | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """One PGD run: ``steps`` projected steps on the cross-entropy (towards ``y`` when targeted)."""
+    if eps == 0 or steps == 0:
+        return x.clone()
+    alpha = alpha if alpha is not None else 2.5 * eps / steps
+    delta = torch.zeros_like(x)
+    if random_start:
+        noise = torch.rand(x.shape, generator=generator).to(x.device) * 2 - 1
+        delta = noise * eps if norm == "linf" else _project(noise, eps, "l2")
+    if clip is not None:
+        delta = (x + delta).clamp(*clip) - x
+    sign = -1.0 if targeted else 1.0
+    with torch.enable_grad():
+        for _ in range(steps):
+            delta.requires_grad_(True)
+            loss = F.cross_entropy(model(x + delta), y)
+            (grad,) = torch.autograd.grad(loss, delta)
+            with torch.no_grad():
+                step = grad.sign() if norm == "linf" else grad / _l2(grad)
+                delta = _project(delta + sign * alpha * step, eps, norm)
+                if clip is not None:
+                    delta = (x + delta).clamp(*clip) - x
+    return (x + delta).detach()
+
+
+@register_attack
+class PGD(Attack):
+    """Projected gradient descent (Madry et al. 2018, Towards Deep Learning Models Resistant to
+    Adversarial Attacks, arXiv:1706.06083).
+
+    Iterated signed-gradient (L-inf) or normalized-gradient (L2) steps, each projected back onto the
+    eps-ball and the valid input range, from a random start, with restarts: the standard first-order
+    white-box attack. An input counts as robust only when no restart breaks it.
+    """
+
+    name = "pgd"
+    goal = Goal.INTEGRITY
+    needs = frozenset({Capability.GRADIENTS})
+    modalities = frozenset({Modality.IMAGE, Modality.TABULAR})
+    knowledge = Knowledge.WHITE_BOX
+    atlas = "AML.T0043.000"
+    owasp = "ML01"
+    paper = "Madry et al. 2018, Towards Deep Learning Models Resistant to Adversarial Attacks, arXiv:1706.06083"
+    headline = "robust_accuracy"
+    worse_when = "lower"
+    Config = PGDConfig
+
+    def _run(self, view: TargetView, data: Dataset, ctx: AttackContext) -> AttackResult:
+        cfg: PGDConfig = self.config
+        x_all, y_all = data.test_subset(cfg.n_samples, ctx.seed)
+        assert isinstance(x_all, torch.Tensor)
+        x_all = view.validate(x_all, argument="data.x_test")
+        y_all = y_all.to(view.device)
+        model = view.model
+        gen = torch.Generator(device="cpu").manual_seed(ctx.seed)
+        n = len(y_all)
+        clean_ok = torch.zeros(n, dtype=torch.bool, device=view.device)
+        broken = torch.zeros_like(clean_ok)
+        size = torch.zeros(n, device=view.device)
+        total = max(1, n * cfg.restarts)
+        for start in range(0, n, cfg.batch_size):
+            sl = slice(start, start + cfg.batch_size)
+            x, y = x_all[sl], y_all[sl]
+            goal = y
+            if cfg.targeted:
+                goal = (y + torch.randint(1, view.n_classes, y.shape, generator=gen).to(view.device)) % view.n_classes
+            with torch.no_grad():
+                clean_ok[sl] = model(x).argmax(1) == y
+            for r in range(cfg.restarts):
+                todo = clean_ok[sl] & ~broken[sl]  # later restarts only on survivors
+                if not todo.any():
+                    break
+                idx = todo.nonzero().squeeze(1)
+                x_adv = pgd_perturb(
+                    model, x[idx], goal[idx], eps=cfg.eps, norm=cfg.norm, steps=cfg.steps, alpha=cfg.alpha,
+                    random_start=cfg.random_start, targeted=cfg.targeted, clip=view.clip, generator=gen,
+                )  # fmt: skip
+                with torch.no_grad():
+                    pred = model(x_adv).argmax(1)
+                hit = pred == goal[idx] if cfg.targeted else pred != y[idx]
+                delta = (x_adv - x[idx]).flatten(1)
+                size_b = delta.abs().amax(1) if cfg.norm == "linf" else delta.norm(dim=1)
+                rows = idx + start
+                broken[rows] |= hit
+                size[rows] = torch.maximum(size[rows], size_b)
+                ctx.step(min(total, start * cfg.restarts + (r + 1) * len(y)), total)
+        clean_acc = clean_ok.float().mean().item() if n else 0.0
+        robust_acc = (clean_ok & ~broken).float().mean().item() if n else 0.0
+        success = broken.sum().item() / max(int(clean_ok.sum().item()), 1)
+        metrics = {
+            "eps": cfg.eps,
+            "norm": cfg.norm,
+            "steps": cfg.steps,
+            "restarts": cfg.restarts,
+            "targeted": cfg.targeted,
+            "n": n,
+            "clean_accuracy": clean_acc,
+            "robust_accuracy": robust_acc,
+            "attack_success_rate": success,
+            "max_perturbation": float(size.max().item()) if n else 0.0,
+        }
+        kind = "targeted " if cfg.targeted else ""
+        summary = (
+            f"PGD-{cfg.norm} {kind}at eps={cfg.eps:g} ({cfg.steps} steps x {cfg.restarts}): accuracy "
+            f"{clean_acc:.1%} -> {robust_acc:.1%} ({success:.1%} of correctly classified inputs broken, n={n})"
+        )
+        return AttackResult(metrics=metrics, summary=summary)
