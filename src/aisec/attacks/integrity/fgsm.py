@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
+from aisec.attacks.integrity.common import evasion_inputs
 from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.data.dataset import Dataset
 from aisec.registry import register_attack
@@ -88,10 +89,7 @@ class FGSM(Attack):
 
     def _run(self, view: TargetView, data: Dataset, ctx: AttackContext) -> AttackResult:
         cfg: FGSMConfig = self.config
-        x_all, y_all = data.test_subset(cfg.n_samples, ctx.seed)
-        assert isinstance(x_all, torch.Tensor)
-        x_all = view.validate(x_all, argument="data.x_test")
-        y_all = y_all.to(view.device)
+        x_all, y_all = evasion_inputs(view, data, cfg.n_samples, ctx.seed)
         model = view.model
         gen = torch.Generator(device="cpu").manual_seed(ctx.seed)
         clean_ok = torch.zeros(len(y_all), dtype=torch.bool, device=view.device)
