@@ -198,6 +198,15 @@ def version() -> None:
     console.print(__version__)
 
 
+def _register_subcommands() -> None:
+    from aisec.cli.data import data_app
+
+    app.add_typer(data_app, name="data")
+
+
+_register_subcommands()
+
+
 def main() -> None:
     """Entry point of the ``aisec`` script."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
