@@ -8,8 +8,10 @@ from torch import nn
 
 from aisec.assess.plan import job_id, make_plan
 from aisec.core.config import parse_spec
+from aisec.core.goals import Capability, Goal, Modality
 from aisec.data import load_breast_cancer, load_digits
 from aisec.errors import ConfigError
+from aisec.registry import get_attack
 from aisec.targets import SklearnTarget, TorchTarget
 
 
@@ -28,13 +30,17 @@ def _spec(**kw: object) -> dict:
 def test_auto_under_white_box_runs_both_reference_attacks(digits_target: TorchTarget) -> None:
     spec = parse_spec(_spec(threat_model={"knowledge": "white-box"}))
     plan = make_plan(spec, digits_target, load_digits())
-    assert [j.attack for j in plan.jobs] == ["fgsm", "pgd", "loss-threshold"]
+    jobs = [j.attack for j in plan.jobs]
+    assert {"fgsm", "pgd", "equation-solving", "loss-threshold"} <= set(jobs)
+    assert all(get_attack(a).modalities >= {Modality.IMAGE} for a in jobs)  # nothing for text
 
 
 def test_auto_under_black_box_skips_gradient_attacks_with_a_reason(digits_target: TorchTarget) -> None:
     spec = parse_spec(_spec(threat_model={"knowledge": "black-box"}))
     plan = make_plan(spec, digits_target, load_digits())
-    assert [j.attack for j in plan.jobs] == ["loss-threshold"]
+    jobs = [j.attack for j in plan.jobs]
+    assert "loss-threshold" in jobs and "equation-solving" in jobs
+    assert not any(Capability.GRADIENTS in get_attack(a).needs for a in jobs)
     (skip,) = [s for s in plan.skipped if s.attack == "fgsm"]
     assert "gradients" in skip.reason and "black-box" in skip.reason
 
@@ -43,13 +49,14 @@ def test_labels_only_output_leaves_no_probability_attack(digits_target: TorchTar
     spec = parse_spec(_spec(threat_model={"knowledge": "black-box", "output": "labels"}))
     plan = make_plan(spec, digits_target, load_digits())
     assert plan.jobs == ()
-    assert {s.attack for s in plan.skipped} == {"fgsm", "pgd", "loss-threshold"}
+    assert {s.attack for s in plan.skipped} >= {"fgsm", "pgd", "equation-solving", "loss-threshold"}
 
 
 def test_goals_without_a_need_are_not_attacked(digits_target: TorchTarget) -> None:
     spec = parse_spec(_spec(threat_model={"knowledge": "white-box", "needs": {"privacy": "high"}}))
     plan = make_plan(spec, digits_target, load_digits())
-    assert [j.attack for j in plan.jobs] == ["loss-threshold"]
+    assert "loss-threshold" in [j.attack for j in plan.jobs]
+    assert {j.goal for j in plan.jobs} == {Goal.PRIVACY}
     assert any("integrity" in s.reason for s in plan.skipped)
 
 
@@ -74,7 +81,9 @@ def test_target_without_gradients_skips_fgsm_even_white_box() -> None:
         }
     )
     plan = make_plan(spec, target, data)
-    assert [j.attack for j in plan.jobs] == ["loss-threshold"]
+    jobs = [j.attack for j in plan.jobs]
+    assert "loss-threshold" in jobs and "fgsm" not in jobs
+    assert not any(Capability.GRADIENTS in get_attack(a).needs for a in jobs)
     assert any(s.attack == "fgsm" and "sklearn target cannot provide" in s.reason for s in plan.skipped)
 
 

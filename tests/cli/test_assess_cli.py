@@ -126,10 +126,12 @@ def test_black_box_auto_plan_skips_fgsm(runs: dict[str, tuple[Result, Path]]) ->
     skipped = {s["attack"]: s["reason"] for s in plan["skipped"]}
     assert "fgsm" in skipped, plan
     assert "gradients" in skipped["fgsm"]
-    assert [j["attack"] for j in plan["jobs"]] == ["loss-threshold"]
+    jobs = [j["attack"] for j in plan["jobs"]]
+    assert "loss-threshold" in jobs and "fgsm" not in jobs
     findings = [f for f in _findings(run_dir) if f.attack != "model-scan"]
-    assert [(f.attack, f.status, f.knowledge.value) for f in findings] == [("loss-threshold", "ok", "black-box")]
-    assert findings[0].queries > 0  # a black-box attacker pays for its queries
+    assert all(f.knowledge.value == "black-box" and f.status == "ok" for f in findings)
+    (lt,) = [f for f in findings if f.attack == "loss-threshold"]
+    assert lt.queries > 0  # a black-box attacker pays for its queries
     rows = _table_rows(result.stdout)
     assert rows["integrity"][1:3] == ["high", "not assessed"]  # a need with no finding is never a pass
     assert rows["privacy"][2] == "assessed"

@@ -151,3 +151,43 @@ def test_to_dict_round_trips_the_findings(tmp_path: Path) -> None:
 def test_not_a_run_folder(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not a run folder"):
         digest_run(tmp_path)
+
+
+def test_a_given_scorecard_and_its_fixes_reach_the_digest(tmp_path: Path) -> None:
+    from aisec.assess.scoring import Check, GoalScore, Scorecard
+    from aisec.core.goals import ProtectionNeed
+    from aisec.report.catalog import MITIGATIONS_BY_ID
+
+    findings = [_fgsm("fgsm-a", 0.1, eps=0.3)]
+    run_dir = _run_folder(tmp_path / "run", {"integrity": "high"}, findings)
+    check = Check("fgsm-a", "robust_accuracy", 0.1, 0.7, ">=", False, "robust accuracy 0.1 < 0.7", score=10.0)
+    known = next(iter(MITIGATIONS_BY_ID))
+    card = Scorecard(
+        goals=(
+            GoalScore(Goal.INTEGRITY, ProtectionNeed.HIGH, 10.0, "fail", (check,), (known, "made-up-fix")),
+            GoalScore(Goal.AVAILABILITY, None, None, "not requested"),
+            GoalScore(Goal.CONFIDENTIALITY, None, None, "not requested"),
+            GoalScore(Goal.PRIVACY, None, None, "not requested"),
+        ),
+        top_fixes=("made-up-fix", known),
+    )
+    digest = digest_run(run_dir, scorecard=card)
+    assert digest.scorecard is card and digest.passed is False
+    assert [f.id for f in digest.top_fixes] == ["made-up-fix", known]
+    top = {f.id: f for f in digest.top_fixes}
+    assert (top[known].title, top[known].cost) == (MITIGATIONS_BY_ID[known].name, MITIGATIONS_BY_ID[known].cost)
+    assert top["made-up-fix"].title == "made-up-fix" and top["made-up-fix"].cost is None  # unknown id: named as is
+    assert all(f.goals == ("integrity",) for f in digest.fixes)
+    data = digest.to_dict()
+    assert data["scorecard"]["goals"][0]["checks"][0]["passed"] is False
+    assert data["scorecard"]["passed"] is False and data["top_fixes"][0]["id"] == "made-up-fix"
+
+
+def test_the_run_is_scored_by_the_scoring_rules(tmp_path: Path) -> None:
+    from aisec.assess.scoring import score_findings
+
+    findings = [_fgsm("fgsm-a", 0.9, eps=0.05), _membership("lt-a", 0.95)]
+    needs = {"integrity": "normal", "privacy": "high"}
+    digest = digest_run(_run_folder(tmp_path / "run", needs, findings))
+    assert digest.scorecard == score_findings(findings, needs)
+    assert digest.score("privacy") is not None

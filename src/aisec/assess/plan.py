@@ -86,8 +86,9 @@ def why_not(cls: type[Attack], threat: ThreatModel, target: Target, data: Datase
     unsupported = sorted(c.value for c in model_needs - target.capabilities)
     if unsupported:
         return f"needs {', '.join(unsupported)}, which the {target.kind} target cannot provide"
-    if threat.query_budget is not None and cls.min_queries > threat.query_budget:
-        return f"needs at least {cls.min_queries} queries, the budget is {threat.query_budget}"
+    needed = cls.queries_needed(target.input_shape)
+    if threat.query_budget is not None and needed > threat.query_budget:
+        return f"needs at least {needed} queries, the budget is {threat.query_budget}"
     return None
 
 

@@ -1,9 +1,10 @@
 """Attacks, grouped by the security goal they hurt. Importing this package registers the built-ins."""
 
 from aisec.attacks.base import Attack, AttackContext, AttackResult
-from aisec.attacks.integrity import fgsm, pgd
+from aisec.attacks.confidentiality import equation_solving, text_words
+from aisec.attacks.integrity import fgsm, good_word, patch, pgd, word_edit
 from aisec.attacks.privacy import loss_threshold
 
-BUILTIN_MODULES = (fgsm, pgd, loss_threshold)
+BUILTIN_MODULES = (fgsm, pgd, patch, good_word, word_edit, equation_solving, text_words, loss_threshold)
 
 __all__ = ["BUILTIN_MODULES", "Attack", "AttackContext", "AttackResult"]

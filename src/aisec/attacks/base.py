@@ -18,7 +18,7 @@ from aisec.core.findings import Finding
 from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.core.threat_model import ThreatModel
 from aisec.data.dataset import Dataset
-from aisec.errors import ConfigError, InputValidationError, UnsupportedTargetError
+from aisec.errors import BudgetExceededError, ConfigError, InputValidationError, UnsupportedTargetError
 from aisec.targets.base import TargetView
 
 ProgressFn = Callable[[int, int], None]
@@ -116,6 +116,11 @@ class Attack(ABC):
     """Fewest queries the attack needs to say anything; the plan skips it under a smaller budget."""
     Config: ClassVar[type]
 
+    @classmethod
+    def queries_needed(cls, input_shape: tuple[int, ...] | None) -> int:
+        """Fewest queries the attack needs against a target taking inputs of this shape."""
+        return cls.min_queries
+
     def __init__(self, config: Any = None, /, **params: Any) -> None:
         if config is None:
             config = self.config_from(params)
@@ -158,6 +163,12 @@ class Attack(ABC):
                 "data", f"labels of at most {view.n_classes} classes like the target", f"{data.n_classes} classes"
             )
         view.require(*sorted(self.needs & _VIEW_CAPS))
+        for xs, part in ((data.x_test, "data.x_test"), (data.x_train, "data.x_train")):
+            if isinstance(xs, torch.Tensor) and len(xs):
+                view.validate(xs[:1], argument=part)  # the shape and range the target takes; no query
+        needed = self.queries_needed(view.input_shape)
+        if not view.budget.can_afford(needed):
+            raise BudgetExceededError(view.budget.limit or 0, view.budget.used, needed)
 
     def run(self, view: TargetView, data: Dataset, context: AttackContext | None = None) -> Finding:
         """Run the attack through ``view`` on ``data`` and return what it measured."""

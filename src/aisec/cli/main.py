@@ -106,16 +106,29 @@ def assess(
         bool,
         typer.Option("--trust", help="Trust the target's pickle/joblib file: loading it runs code from it."),
     ] = False,
+    fail_on: Annotated[
+        str | None,
+        typer.Option(
+            "--fail-on", help="Exit 1 when a gate fails: 'need' or minimum scores like 'integrity=60,privacy=80'."
+        ),
+    ] = None,
 ) -> None:
     """Run the attacks a spec's threat model allows and write the run folder and its report."""
+    from aisec.assess.gate import parse_fail_on
     from aisec.core.config import load_spec
 
+    if fail_on is not None:
+        parse_fail_on(fail_on)  # a bad value is an error (exit 2) before anything runs
     parsed = load_spec(spec)
     if trust and not parsed.target.trust:
         parsed = parsed.model_copy(update={"target": parsed.target.model_copy(update={"trust": True})})
     run_dir = _assess(spec, parsed, out, resume, progress and sys.stderr.isatty())
     console.print(goal_table(run_dir, f"{parsed.name}: per security goal"))
     console.print(f"run folder: {run_dir}\nreport:     {run_dir / 'report.html'}", soft_wrap=True)
+    if fail_on is not None:
+        from aisec.cli.gate import gate_command
+
+        raise typer.Exit(gate_command(run_dir, fail_on, console=console))
 
 
 @app.command()
@@ -140,14 +153,30 @@ def demo(
 @friendly
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by 'aisec assess'.")],
-    format: Annotated[list[str] | None, typer.Option("--format", "-f", help="json and/or html (default both).")] = None,
+    format: Annotated[
+        list[str] | None,
+        typer.Option("--format", "-f", help="Comma list of json, html, md, junit (repeatable; default all four)."),
+    ] = None,
+    gate: Annotated[bool, typer.Option("--gate", help="Exit 1 when a goal misses its protection need.")] = False,
 ) -> None:
-    """Build report.json and report.html from a run folder alone."""
-    from aisec.report import write_reports
+    """Build report.json, report.html, report.md and report.xml (JUnit) from a run folder alone."""
+    from aisec.cli.report_cmd import report_command
 
-    for path in write_reports(run_dir, format or ["json", "html"]):
-        console.print(f"wrote {path}")
-    console.print(goal_table(run_dir, f"{run_dir.name}: per security goal"))
+    raise typer.Exit(report_command(run_dir, format, console=console, gate=gate))
+
+
+@app.command()
+@friendly
+def bom(
+    source: Annotated[Path, typer.Argument(help="A run folder or a spec file.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Where to write (default RUN_DIR/bom.json or ./bom.json).")
+    ] = None,
+) -> None:
+    """Write a CycloneDX 1.6 ML-BOM: the model with its model card, the data sets, the Python packages."""
+    from aisec.cli.report_cmd import bom_command
+
+    raise typer.Exit(bom_command(source, out, console=console))
 
 
 @app.command()
@@ -166,6 +195,96 @@ def scan(
 
     code = scan_command(paths, format, output, expect_sha256, lock, write_lock, recursive=recursive, console=console)
     raise typer.Exit(code)
+
+
+@app.command("threat-model")
+@friendly
+def threat_model(
+    answers: Annotated[Path | None, typer.Option("--answers", help="YAML answers file (question: answer).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Spec file to write; an existing spec keeps all but threat_model."),
+    ] = None,
+    interactive: Annotated[
+        bool, typer.Option("--interactive/--non-interactive", help="Ask in the terminal, or take --answers and flags.")
+    ] = True,
+    decides_about_people: Annotated[
+        bool | None,
+        typer.Option("--decides-about-people/--no-decides-about-people", help="Decides about people or safety."),
+    ] = None,
+    personal_data: Annotated[
+        bool | None, typer.Option("--personal-data/--no-personal-data", help="Training data holds personal data.")
+    ] = None,
+    secret_data: Annotated[
+        bool | None, typer.Option("--secret-data/--no-secret-data", help="Training data holds confidential records.")
+    ] = None,
+    proprietary_model: Annotated[
+        bool | None, typer.Option("--proprietary/--open-weights", help="The model itself is proprietary.")
+    ] = None,
+    architecture_public: Annotated[
+        bool | None,
+        typer.Option("--architecture-public/--architecture-private", help="Architecture or a data sample is known."),
+    ] = None,
+    who_can_query: Annotated[
+        str | None, typer.Option("--who-can-query", help="public, customers, internal or owner.")
+    ] = None,
+    queries_per_day: Annotated[
+        str | None, typer.Option("--queries-per-day", help="Queries per client per day, or 'unlimited'.")
+    ] = None,
+    api_output: Annotated[
+        str | None, typer.Option("--api-output", help="What the API returns: probabilities, top-k or labels.")
+    ] = None,
+    outsiders_contribute_data: Annotated[
+        bool | None,
+        typer.Option("--outsiders-contribute/--no-outsiders-contribute", help="Outsiders add training data."),
+    ] = None,
+    outsiders_label_data: Annotated[
+        bool | None, typer.Option("--outsiders-label/--no-outsiders-label", help="...and choose its labels.")
+    ] = None,
+    cost_wrong_answer: Annotated[str | None, typer.Option("--cost-wrong-answer", help="low, medium or high.")] = None,
+    cost_refused_input: Annotated[str | None, typer.Option("--cost-refused-input", help="low, medium or high.")] = None,
+    cost_stolen_model: Annotated[str | None, typer.Option("--cost-stolen-model", help="low, medium or high.")] = None,
+    cost_leaked_record: Annotated[str | None, typer.Option("--cost-leaked-record", help="low, medium or high.")] = None,
+    epsilon: Annotated[float | None, typer.Option("--epsilon", help="Perturbation budget for evasion attacks.")] = None,
+) -> None:
+    """Ask what must be protected and write the spec's threat_model section, explaining each need."""
+    from aisec.cli.threat_model import threat_model_command
+
+    overrides = {
+        "decides_about_people": decides_about_people,
+        "personal_data": personal_data,
+        "secret_data": secret_data,
+        "proprietary_model": proprietary_model,
+        "architecture_public": architecture_public,
+        "who_can_query": who_can_query,
+        "queries_per_day": queries_per_day,
+        "output": api_output,
+        "outsiders_contribute_data": outsiders_contribute_data,
+        "outsiders_label_data": outsiders_label_data,
+        "cost_wrong_answer": cost_wrong_answer,
+        "cost_refused_input": cost_refused_input,
+        "cost_stolen_model": cost_stolen_model,
+        "cost_leaked_record": cost_leaked_record,
+        "epsilon": epsilon,
+    }
+    code = threat_model_command(
+        answers_file=answers, out=out, interactive=interactive, overrides=overrides, console=console
+    )
+    raise typer.Exit(code)
+
+
+@app.command()
+@friendly
+def diff(
+    run_a: Annotated[Path, typer.Argument(help="Run folder of the earlier model version.")],
+    run_b: Annotated[Path, typer.Argument(help="Run folder of the later model version.")],
+    format: Annotated[str, typer.Option("--format", help="table, json or markdown.")] = "table",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write json/markdown here.")] = None,
+) -> None:
+    """What got better or worse between two runs, per goal and finding (exit 1 when anything got worse)."""
+    from aisec.cli.diff import diff_command
+
+    raise typer.Exit(diff_command(run_a, run_b, format=format, output=output, console=console))
 
 
 @app.command("attacks")

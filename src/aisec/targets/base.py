@@ -82,7 +82,7 @@ class Target(ABC):
     # -- to implement ------------------------------------------------------------------------
     @abstractmethod
     def _predict_proba(self, x: Inputs) -> torch.Tensor:
-        """Probabilities, shape (N, n_classes), float32 on :attr:`device`; x is already validated."""
+        """Probabilities, shape (N, n_classes), floating point (float64 where the model computes in it) on :attr:`device`."""
 
     def _predict_labels(self, x: Inputs) -> torch.Tensor:
         """Labels, shape (N,), int64; by default the argmax of :meth:`_predict_proba`."""
@@ -295,6 +295,15 @@ class TargetView:
         """The model's parameters in the adapter's form (white-box only)."""
         self.require(Capability.PARAMETERS)
         return self._target._parameters()
+
+    def evaluation_view(self) -> TargetView:
+        """A white-box view of the same target with no query budget, for the *assessor's* measurements.
+
+        An attack uses it only to score what it achieved (fidelity of a stolen model on held-out
+        data, overlap of recovered secrets with the true ones), never to steer the attack: its
+        queries are not the attacker's and are not charged to :attr:`budget`.
+        """
+        return TargetView(self._target, Knowledge.WHITE_BOX, OutputKind.PROBABILITIES, QueryBudget(None), self.top_k)
 
     def __repr__(self) -> str:
         return (

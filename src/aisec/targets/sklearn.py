@@ -121,7 +121,7 @@ class SklearnTarget(Target):
                 probs = z / z.sum(axis=1, keepdims=True)
         else:
             probs = np.eye(self.n_classes)[self._label_index(self.estimator.predict(native))]
-        return torch.from_numpy(probs.astype(np.float32))
+        return torch.from_numpy(np.ascontiguousarray(probs, dtype=np.float64))  # keep the estimator's precision
 
     def _label_index(self, labels: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.classes, np.asarray(labels))

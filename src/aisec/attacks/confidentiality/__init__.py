@@ -1,0 +1,1 @@
+"""Confidentiality attacks: stealing the model or what it keeps secret through its API."""
