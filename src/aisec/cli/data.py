@@ -37,7 +37,9 @@ def pii_command(
     def run() -> int:
         chosen = [k.strip() for k in kinds.split(",") if k.strip()]
         report = pii.scan_file(file, kinds=chosen)
-        console.print(f"personal data in {file}: {report.records} records, {report.records_with_pii} with PII", soft_wrap=True)
+        console.print(
+            f"personal data in {file}: {report.records} records, {report.records_with_pii} with PII", soft_wrap=True
+        )
         table = Table()
         table.add_column("kind")
         table.add_column("count", justify="right")
