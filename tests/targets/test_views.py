@@ -251,7 +251,7 @@ def test_sklearn_probabilities_and_labels(
     view = cancer_sklearn_target.view("black-box", "probabilities")
     x = cancer.x_test[:25]
     probs = view.predict_proba(x)
-    assert probs.dtype == torch.float32 and probs.shape == (25, 2)
+    assert probs.dtype == torch.float64 and probs.shape == (25, 2)  # the estimator's own precision, kept
     np.testing.assert_allclose(probs.numpy(), cancer_sklearn.predict_proba(x.numpy()), rtol=1e-5, atol=1e-6)
     assert (view.predict(x).numpy() == cancer_sklearn.predict(x.numpy())).all()
 
