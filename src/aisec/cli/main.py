@@ -318,9 +318,17 @@ def version() -> None:
 
 
 def _register_subcommands() -> None:
+    from aisec.cli import serve as gateway_cli
     from aisec.cli.data import data_app
 
     app.add_typer(data_app, name="data")
+    app.command("serve")(friendly(gateway_cli.serve))
+    keys_app = typer.Typer(help="Manage gateway API keys.", no_args_is_help=True)
+    keys_app.command("create")(friendly(gateway_cli.keys_create))
+    keys_app.command("list")(friendly(gateway_cli.keys_list))
+    keys_app.command("revoke")(friendly(gateway_cli.keys_revoke))
+    app.add_typer(keys_app, name="keys")
+    app.command("audit")(friendly(gateway_cli.audit))
 
 
 _register_subcommands()
