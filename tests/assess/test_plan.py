@@ -48,8 +48,10 @@ def test_auto_under_black_box_skips_gradient_attacks_with_a_reason(digits_target
 def test_labels_only_output_leaves_no_probability_attack(digits_target: TorchTarget) -> None:
     spec = parse_spec(_spec(threat_model={"knowledge": "black-box", "output": "labels"}))
     plan = make_plan(spec, digits_target, load_digits())
-    assert plan.jobs == ()
-    assert {s.attack for s in plan.skipped} >= {"fgsm", "pgd", "equation-solving", "loss-threshold"}
+    jobs = [j.attack for j in plan.jobs]
+    assert "hopskipjump" in jobs  # decision-based: labels are enough
+    assert not any(get_attack(a).needs & {Capability.PROBABILITIES, Capability.GRADIENTS} for a in jobs)
+    assert {s.attack for s in plan.skipped} >= {"fgsm", "pgd", "square", "equation-solving", "loss-threshold"}
 
 
 def test_goals_without_a_need_are_not_attacked(digits_target: TorchTarget) -> None:

@@ -2,9 +2,21 @@
 
 from aisec.attacks.base import Attack, AttackContext, AttackResult
 from aisec.attacks.confidentiality import equation_solving, text_words
-from aisec.attacks.integrity import fgsm, good_word, patch, pgd, word_edit
+from aisec.attacks.integrity import fgsm, good_word, hopskipjump, patch, pgd, square, transfer, word_edit
 from aisec.attacks.privacy import loss_threshold
 
-BUILTIN_MODULES = (fgsm, pgd, patch, good_word, word_edit, equation_solving, text_words, loss_threshold)
+BUILTIN_MODULES = (
+    fgsm,
+    pgd,
+    square,
+    hopskipjump,
+    transfer,
+    patch,
+    good_word,
+    word_edit,
+    equation_solving,
+    text_words,
+    loss_threshold,
+)
 
 __all__ = ["BUILTIN_MODULES", "Attack", "AttackContext", "AttackResult"]

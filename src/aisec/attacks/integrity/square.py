@@ -1,0 +1,271 @@
+"""Square attack: score-based black-box evasion by random square updates, L-inf and L2."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
+from aisec.attacks.integrity.common import evasion_inputs
+from aisec.core.goals import Capability, Goal, Knowledge, Modality
+from aisec.data.dataset import Dataset
+from aisec.errors import BudgetExceededError, ConfigError
+from aisec.registry import register_attack
+from aisec.targets.base import TargetView
+
+#: Fewest queries per input that still leave room for a search (one clean query, the start, a few steps).
+MIN_QUERIES_PER_INPUT = 10
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SquareConfig:
+    """Parameters of :class:`Square`.
+
+    Attributes
+    ----------
+    eps:
+        Radius of the perturbation ball in the chosen norm, in input units.
+    norm:
+        ``"linf"`` or ``"l2"``.
+    queries_per_input:
+        Queries each input may use, its clean query included; a limited threat-model budget is
+        split evenly over the inputs and lowers this when it does not suffice.
+    p_init:
+        Initial fraction of the input a square covers; halved on the paper's schedule.
+    n_samples:
+        Test inputs to attack; ``None`` attacks the whole test split.
+    """
+
+    eps: float = 0.1
+    norm: Literal["linf", "l2"] = "linf"
+    queries_per_input: int = 1000
+    p_init: float = 0.05
+    n_samples: int | None = 100
+
+    def __post_init__(self) -> None:
+        check_config(self, "square", non_negative=("eps",), integer=("queries_per_input",))
+        if self.norm not in ("linf", "l2"):
+            raise ConfigError(f"square.norm: {self.norm!r} is not allowed; allowed: linf, l2")
+        if self.queries_per_input < 2:
+            raise ConfigError(f"square.queries_per_input: expected an integer >= 2, got {self.queries_per_input!r}")
+        check_config(self, "square", unit=("p_init",), positive=("p_init",))
+        if self.n_samples is not None:
+            check_config(self, "square", integer=("n_samples",), positive=("n_samples",))
+
+
+def margin_loss(probs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``log p_y - max_{j != y} log p_j``: the logit margin, recovered from probabilities; < 0 means fooled."""
+    true = probs.gather(1, y[:, None]).squeeze(1)
+    other = probs.scatter(1, y[:, None], -1.0).amax(1)
+    return true.clamp_min(1e-30).log() - other.clamp_min(1e-30).log()
+
+
+def p_schedule(p_init: float, it: int, n_iters: int) -> float:
+    """Square fraction at iteration ``it``: the paper's halvings for 10,000 iterations, rescaled to ``n_iters``."""
+    i = int(it / max(n_iters, 1) * 10_000)
+    halvings = sum(i > m for m in (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000))
+    return p_init / 2**halvings
+
+
+def _window_shape(p: float, h: int, w: int) -> tuple[int, int]:
+    """A square covering about a fraction p of an h x w image; a 1 x k segment of a feature strip."""
+    if h == 1:
+        return 1, max(1, min(round(p * w), w))
+    side = max(1, min(round(math.sqrt(p * h * w)), h, w))
+    return side, side
+
+
+def _windows(n: int, shape: tuple[int, int], h: int, w: int, gen: torch.Generator, dev: torch.device) -> torch.Tensor:
+    """One random window of the given shape per input, as a boolean (n, 1, h, w) mask."""
+    sh, sw = shape
+    r = (torch.rand(n, generator=gen) * (h - sh + 1)).long().to(dev)
+    c = (torch.rand(n, generator=gen) * (w - sw + 1)).long().to(dev)
+    rows = torch.arange(h, device=dev)
+    cols = torch.arange(w, device=dev)
+    mr = (rows[None] >= r[:, None]) & (rows[None] < (r + sh)[:, None])
+    mc = (cols[None] >= c[:, None]) & (cols[None] < (c + sw)[:, None])
+    return (mr[:, :, None] & mc[:, None, :])[:, None]
+
+
+def _bump(shape: tuple[int, int], device: torch.device) -> torch.Tensor:
+    """The paper's meta-pseudo-Gaussian: concentric rings weighted 1/(k+1)^2, halves of opposite sign, norm 1."""
+    sh, sw = shape
+    ri = (torch.arange(sh, device=device, dtype=torch.float32) - (sh - 1) / 2).abs()
+    ci = (torch.arange(sw, device=device, dtype=torch.float32) - (sw - 1) / 2).abs()
+    m = 1.0 / (torch.maximum(ri[:, None], ci[None, :]).floor() + 1) ** 2
+    if sw > 1:
+        m[:, sw // 2 :] *= -1
+    return m / m.norm()
+
+
+def _as_image(x: torch.Tensor) -> torch.Tensor:
+    """Inputs as (N, C, H, W); 1-D features become a 1 x D strip."""
+    if x.ndim == 4:
+        return x
+    if x.ndim == 3:
+        return x[:, None]
+    return x.reshape(len(x), 1, 1, -1)
+
+
+def _bc4(v: torch.Tensor) -> torch.Tensor:
+    return v.view(-1, 1, 1, 1)
+
+
+def _project_l2(delta: torch.Tensor, eps: float) -> torch.Tensor:
+    norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+    return delta * (eps / norms).clamp(max=1.0)
+
+
+class _Square:
+    """One batched Square search over images shaped (N, C, H, W)."""
+
+    def __init__(self, cfg: SquareConfig, clip: tuple[float, float] | None, gen: torch.Generator) -> None:
+        self.cfg, self.clip, self.gen = cfg, clip, gen
+
+    def _clip(self, x: torch.Tensor) -> torch.Tensor:
+        return x.clamp(*self.clip) if self.clip is not None else x
+
+    def _rand_sign(self, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+        return (torch.randint(0, 2, shape, generator=self.gen) * 2 - 1).to(device, torch.float32)
+
+    def start(self, x: torch.Tensor) -> torch.Tensor:
+        """Vertical stripes of +-eps (L-inf), or +-1 stripes scaled to norm eps (L2)."""
+        n, c, _, w = x.shape
+        stripes = self._rand_sign((n, c, 1, w), x.device).expand_as(x)
+        if self.cfg.norm == "linf":
+            return self._clip(x + self.cfg.eps * stripes)
+        return self._clip(x + _project_l2(stripes * 1e6, self.cfg.eps))
+
+    def propose(self, x: torch.Tensor, x_best: torch.Tensor, p: float) -> torch.Tensor:
+        """One random square change per input."""
+        n, c, h, w = x.shape
+        shape = _window_shape(p, h, w)
+        mask = _windows(n, shape, h, w, self.gen, x.device)
+        delta = x_best - x
+        if self.cfg.norm == "linf":
+            vals = self.cfg.eps * self._rand_sign((n, c, 1, 1), x.device)
+            cand = self._clip(x + torch.where(mask, vals, delta))
+            for _ in range(4):  # a change that changes nothing wastes a query: draw the signs again
+                same = (cand == x_best).flatten(1).all(1)
+                if not same.any():
+                    break
+                vals = torch.where(_bc4(same), -vals, vals)
+                cand = torch.where(_bc4(same), self._clip(x + torch.where(mask, vals, delta)), cand)
+                if c > 1:
+                    vals = torch.where(_bc4(same), self.cfg.eps * self._rand_sign((n, c, 1, 1), x.device), vals)
+            return cand
+        mask2 = _windows(n, shape, h, w, self.gen, x.device)
+        both = mask | mask2
+        kept = torch.where(both, 0.0, delta)
+        unused_sq = (self.cfg.eps**2 - kept.flatten(1).pow(2).sum(1)).clamp_min(0.0)
+        per_channel = (unused_sq / c).sqrt().view(n, 1, 1, 1)
+        bump = torch.zeros_like(x)
+        b = _bump(shape, x.device)
+        bump[mask.expand_as(x)] = b.repeat(n * c, 1, 1).flatten()
+        bump = bump * self._rand_sign((n, c, 1, 1), x.device) * per_channel
+        return self._clip(x + _project_l2(kept + bump, self.cfg.eps))
+
+
+@register_attack
+class Square(Attack):
+    """Square attack (Andriushchenko, Croce, Flammarion and Hein 2020, arXiv:1912.00049).
+
+    A score-based black-box attack: starting from vertical stripes at the edge of the eps-ball,
+    it repeatedly changes one random square of the perturbation (L-inf: to +-eps per channel; L2:
+    moves mass between two squares with a pseudo-Gaussian bump) and keeps the change when the
+    margin between the true class and the best other class shrinks. The square shrinks on a fixed
+    schedule. Only the probabilities the API returns are used; every input still unbroken is
+    queried in one batch per step, each input within its share of the query budget.
+    """
+
+    name = "square"
+    goal = Goal.INTEGRITY
+    needs = frozenset({Capability.PROBABILITIES})
+    modalities = frozenset({Modality.IMAGE, Modality.TABULAR})
+    knowledge = Knowledge.BLACK_BOX
+    atlas = "AML.T0043.001"
+    owasp = "ML01"
+    paper = (
+        "Andriushchenko et al. 2020, Square Attack: a query-efficient black-box adversarial attack via "
+        "random search, arXiv:1912.00049"
+    )
+    headline = "robust_accuracy"
+    worse_when = "lower"
+    min_queries = 100
+    Config = SquareConfig
+
+    def _run(self, view: TargetView, data: Dataset, ctx: AttackContext) -> AttackResult:
+        cfg: SquareConfig = self.config
+        remaining = view.budget.remaining
+        if remaining is not None and remaining < self.min_queries:
+            raise BudgetExceededError(view.budget.limit or 0, view.budget.used, self.min_queries)
+        x_all, y_all = evasion_inputs(view, data, cfg.n_samples, ctx.seed)
+        n_all = len(y_all)
+        per_input = cfg.queries_per_input
+        if remaining is not None:  # fewer inputs rather than a useless number of queries each
+            n_fit = max(1, remaining // MIN_QUERIES_PER_INPUT)
+            x_all, y_all = x_all[:n_fit], y_all[:n_fit]
+            per_input = min(per_input, remaining // len(y_all))
+        n = len(y_all)
+        gen = torch.Generator(device="cpu").manual_seed(ctx.seed)
+        x = _as_image(x_all)
+        search = _Square(cfg, view.clip, gen)
+        used = torch.ones(n, dtype=torch.long, device=view.device)
+        probs = view.predict_proba(x_all)
+        clean_ok = probs.argmax(1) == y_all
+        fooled = ~clean_ok
+        x_best = x.clone()
+        loss = margin_loss(probs, y_all)
+        if cfg.eps > 0 and per_input >= 2 and clean_ok.any():
+            idx = clean_ok.nonzero().squeeze(1)
+            cand = search.start(x[idx])
+            p_cand = view.predict_proba(cand.reshape(-1, *x_all.shape[1:]))
+            loss[idx] = margin_loss(p_cand, y_all[idx])
+            fooled[idx] = p_cand.argmax(1) != y_all[idx]
+            x_best[idx] = cand
+            used[idx] += 1
+        for it in range(1, per_input - 1):
+            active = clean_ok & ~fooled & (used < per_input)
+            if not active.any() or cfg.eps == 0:
+                break
+            idx = active.nonzero().squeeze(1)
+            cand = search.propose(x[idx], x_best[idx], p_schedule(cfg.p_init, it, per_input - 2))
+            p_cand = view.predict_proba(cand.reshape(-1, *x_all.shape[1:]))
+            new = margin_loss(p_cand, y_all[idx])
+            used[idx] += 1
+            better = new < loss[idx]
+            loss[idx] = torch.where(better, new, loss[idx])
+            fooled[idx[better]] = p_cand[better].argmax(1) != y_all[idx[better]]
+            x_best[idx[better]] = cand[better]
+            ctx.step(it, per_input - 2)
+        ctx.step(1, 1)
+        broken = clean_ok & fooled
+        delta = (x_best - x).flatten(1)
+        size = delta.abs().amax(1) if cfg.norm == "linf" else delta.norm(dim=1)
+        clean_acc = clean_ok.float().mean().item() if n else 0.0
+        robust_acc = (clean_ok & ~broken).float().mean().item() if n else 0.0
+        success = broken.sum().item() / max(int(clean_ok.sum().item()), 1)
+        q_broken = used[broken].float()
+        metrics = {
+            "eps": cfg.eps,
+            "norm": cfg.norm,
+            "n": n,
+            "n_requested": n_all,
+            "queries_per_input": per_input,
+            "clean_accuracy": clean_acc,
+            "robust_accuracy": robust_acc,
+            "attack_success_rate": success,
+            "mean_queries_per_input": used.float().mean().item() if n else 0.0,
+            "median_queries_to_success": q_broken.median().item() if len(q_broken) else 0.0,
+            "max_perturbation": float(size.max().item()) if n else 0.0,
+        }
+        summary = (
+            f"Square-{cfg.norm} at eps={cfg.eps:g} with {per_input} queries per input: accuracy "
+            f"{clean_acc:.1%} -> {robust_acc:.1%} ({success:.1%} of correctly classified inputs broken, n={n})"
+        )
+        keep = broken.nonzero().squeeze(1)[:64]
+        arrays = {"x_adv": x_best[keep].reshape(-1, *x_all.shape[1:]).cpu().numpy(), "index": keep.cpu().numpy()}
+        return AttackResult(metrics=metrics, summary=summary, arrays=arrays)
