@@ -197,6 +197,40 @@ def scan(
     raise typer.Exit(code)
 
 
+@app.command()
+@friendly
+def harden(
+    spec: Annotated[Path, typer.Argument(help="The spec file (YAML); its target must be a torch model.")],
+    defense: Annotated[str, typer.Option("--defense", "-d", help="A registered defense, e.g. adversarial-training.")],
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="Defense parameter key=value (repeatable).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Baseline run folder (default runs/<name>).")] = None,
+    trust: Annotated[
+        bool,
+        typer.Option("--trust", help="Trust the target's pickle file: loading it runs code from it."),
+    ] = False,
+) -> None:
+    """Apply a defense, re-run the plan on the defended model, report the gain per goal against the cost."""
+    from aisec.cli.harden import harden_command
+
+    raise typer.Exit(harden_command(spec, defense, param or [], out, trust=trust, console=console))
+
+
+@app.command("defenses")
+@friendly
+def list_defenses() -> None:
+    """List the registered defenses: kind, adaptive attacker, the attacks they mitigate, paper."""
+    from aisec.defenses import defenses as registered
+
+    table = Table(title="registered defenses", title_justify="left")
+    for col in ("name", "kind", "adaptive attacker", "mitigates", "paper"):
+        table.add_column(col, overflow="fold")
+    for name, cls in registered().items():
+        table.add_row(name, cls.kind, cls.adaptive, ", ".join(sorted(cls.mitigates)), cls.paper)
+    console.print(table)
+
+
 @app.command("threat-model")
 @friendly
 def threat_model(
