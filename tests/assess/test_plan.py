@@ -115,3 +115,10 @@ def test_job_ids_are_stable_and_duplicates_collapse(digits_target: TorchTarget) 
     assert plan.jobs[0].id == job_id("fgsm", plan.jobs[0].params)
     again = make_plan(spec, digits_target, load_digits())
     assert [(j.id, j.seed) for j in again.jobs] == [(j.id, j.seed) for j in plan.jobs]
+
+
+def test_an_eps_grid_is_not_overwritten_by_the_threat_models_epsilon(digits_target: TorchTarget) -> None:
+    spec = parse_spec(_spec(threat_model={"knowledge": "white-box", "epsilon": 0.25}, attacks=["robust-eval", "pgd"]))
+    jobs = {j.attack: j.params for j in make_plan(spec, digits_target, load_digits()).jobs}
+    assert jobs["pgd"]["eps"] == 0.25
+    assert jobs["robust-eval"]["eps"] is None  # it builds its grid around the threat model's epsilon itself

@@ -135,18 +135,19 @@ def test_in_memory_target_and_evidence(tmp_path: Path) -> None:
         "name": "mem",
         "target": {"kind": "torch", "path": "unused.pt"},
         "data": {"kind": "digits"},
-        "threat_model": {"knowledge": "white-box", "needs": {"integrity": "high"}},
+        # auto plan, privacy only: the integrity attacks are planned out for lack of a need
+        "threat_model": {"knowledge": "white-box", "needs": {"privacy": "high"}},
     }
     run = run_assessment(parse_spec(raw), run_dir=tmp_path, target=target, data=data)
-    assert {"fgsm", "pgd"} <= {f.attack for f in run.findings}
-    assert {f.goal.value for f in run.findings} == {"integrity"}
-    (finding,) = [f for f in run.findings if f.attack == "fgsm"]
+    assert "loss-threshold" in {f.attack for f in run.findings}
+    assert {f.goal.value for f in run.findings} == {"privacy"}
+    (finding,) = [f for f in run.findings if f.attack == "loss-threshold"]
     assert finding.status == "ok"
     assert (tmp_path / finding.evidence["arrays"]).is_file()
     meta = json.loads((tmp_path / "run.json").read_text())
     assert meta["data"]["n_train"] == len(data.y_train)
     skipped = {s["attack"]: s["reason"] for s in meta["plan"]["skipped"]}
-    assert "no protection need declared for privacy" in skipped["loss-threshold"]
+    assert "no protection need declared for integrity" in skipped["fgsm"]
 
 
 class _Broken(nn.Module):
@@ -164,6 +165,7 @@ def test_a_crashing_attack_is_an_error_finding_and_the_rest_still_runs(tmp_path:
         "target": {"kind": "torch", "path": "unused.pt"},
         "data": {"kind": "digits"},
         "threat_model": {"knowledge": "white-box", "needs": {"integrity": "high", "privacy": "high"}},
+        "attacks": ["fgsm", "pgd", "loss-threshold"],
     }
     run = run_assessment(parse_spec(raw), run_dir=tmp_path, target=target, data=data)
     by_attack = {f.attack: f for f in run.findings}

@@ -94,8 +94,9 @@ def why_not(cls: type[Attack], threat: ThreatModel, target: Target, data: Datase
 
 def _params(cls: type[Attack], given: Mapping[str, Any], threat: ThreatModel) -> dict[str, Any]:
     params = dict(given)
-    names = {f.name for f in dataclasses.fields(cls.Config)}
-    if threat.epsilon is not None and "eps" in names and "eps" not in params:
+    # a scalar eps takes the threat model's epsilon; a grid (a tuple) derives its own from the threat model
+    scalar = {f.name for f in dataclasses.fields(cls.Config) if not str(f.type).startswith(("tuple", "list"))}
+    if threat.epsilon is not None and "eps" in scalar and "eps" not in params:
         params["eps"] = threat.epsilon
     return dataclasses.asdict(cls.config_from(params))
 

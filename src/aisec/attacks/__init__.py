@@ -2,14 +2,29 @@
 
 from aisec.attacks.base import Attack, AttackContext, AttackResult
 from aisec.attacks.confidentiality import equation_solving, text_words
-from aisec.attacks.integrity import fgsm, good_word, hopskipjump, patch, pgd, square, transfer, word_edit
+from aisec.attacks.integrity import (
+    apgd,
+    cw,
+    ensemble,
+    fgsm,
+    good_word,
+    hopskipjump,
+    patch,
+    pgd,
+    square,
+    transfer,
+    word_edit,
+)
 from aisec.attacks.privacy import loss_threshold
 
 BUILTIN_MODULES = (
     fgsm,
     pgd,
+    apgd,
+    cw,
     square,
     hopskipjump,
+    ensemble,
     transfer,
     patch,
     good_word,
