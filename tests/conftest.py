@@ -30,6 +30,12 @@ from tests.helpers import (
 torch.set_num_threads(int(os.environ.get("AISEC_TEST_THREADS", "1")))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _aisec_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep what the tests cache (shadow models, demo models) out of the user's ~/.cache/aisec."""
+    os.environ.setdefault("AISEC_CACHE", str(tmp_path_factory.mktemp("aisec-cache")))
+
+
 @pytest.fixture(autouse=True)
 def _seeded() -> None:
     """Every test starts from the same global random state."""

@@ -15,7 +15,7 @@ from aisec.attacks.integrity import (
     transfer,
     word_edit,
 )
-from aisec.attacks.privacy import loss_threshold
+from aisec.attacks.privacy import attribute, inversion, inversion_blackbox, label_only, lira, loss_threshold
 
 BUILTIN_MODULES = (
     fgsm,
@@ -32,6 +32,11 @@ BUILTIN_MODULES = (
     equation_solving,
     text_words,
     loss_threshold,
+    lira,
+    label_only,
+    inversion,
+    inversion_blackbox,
+    attribute,
 )
 
 __all__ = ["BUILTIN_MODULES", "Attack", "AttackContext", "AttackResult"]

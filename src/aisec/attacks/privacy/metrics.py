@@ -13,7 +13,7 @@ def roc_points(scores_in: np.ndarray, scores_out: np.ndarray) -> tuple[np.ndarra
 
     y = np.concatenate([np.ones(len(scores_in)), np.zeros(len(scores_out))])
     s = np.concatenate([scores_in, scores_out])
-    fpr, tpr, _ = roc_curve(y, s)
+    fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
     return fpr, tpr
 
 
@@ -23,23 +23,73 @@ def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, target: float) -> float:
     return float(tpr[ok].max()) if ok.any() else 0.0
 
 
+def thin_roc(fpr: np.ndarray, tpr: np.ndarray, max_points: int = 200) -> np.ndarray:
+    """Indices of ROC points to keep for a log-log plot.
+
+    For every distinct FPR the curve has a lowest and a highest TPR (its vertical step); both
+    are kept. When there are more than ``max_points`` of them, distinct FPRs are picked on a
+    log-spaced grid from the smallest non-zero FPR to 1, so every distinct low FPR (where points
+    are far apart on a log scale) survives and only the crowded high-FPR region is thinned.
+    """
+    if len(fpr) == 0:
+        return np.zeros(0, dtype=int)
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(fpr)) + 1])
+    ends = np.concatenate([starts[1:] - 1, [len(fpr) - 1]])
+    pick = np.arange(len(starts))
+    if 2 * len(starts) > max_points:
+        distinct = fpr[starts]
+        low = distinct[distinct > 0].min() if (distinct > 0).any() else 1.0
+        grid = np.logspace(np.log10(low), 0.0, max(2, max_points // 2))
+        pick = np.unique(np.concatenate([[0], np.clip(np.searchsorted(distinct, grid, side="right") - 1, 0, None)]))
+    return np.unique(np.concatenate([starts[pick], ends[pick]]))
+
+
 def membership_metrics(scores_in: np.ndarray, scores_out: np.ndarray, *, max_points: int = 200) -> dict[str, Any]:
-    """AUC, TPR at 1% and 0.1% FPR, the lowest FPR the sample resolves, and thinned ROC points."""
+    """AUC, TPR at 1% and 0.1% FPR, the lowest FPR the sample resolves, and thinned ROC points.
+
+    ``best_balanced_accuracy`` is the balanced accuracy at the best threshold, chosen knowing the
+    answers (an optimistic figure, as Shokri et al. 2017 report it; Carlini et al. 2022 explain
+    why TPR at low FPR says more).
+    """
     from sklearn.metrics import auc
 
     fpr, tpr = roc_points(scores_in, scores_out)
     n_out = len(scores_out)
     min_fpr = 1.0 / n_out if n_out else 1.0
-    # thin the ROC for the report, keeping points spread on a log scale of FPR
-    grid = np.unique(np.concatenate([[0.0], np.logspace(-4, 0, max_points)]))
-    idx = np.unique(np.clip(np.searchsorted(fpr, grid, side="right") - 1, 0, len(fpr) - 1))
+    idx = thin_roc(fpr, tpr, max_points)
     return {
         "auc": float(auc(fpr, tpr)),
         "tpr_at_1pct_fpr": tpr_at_fpr(fpr, tpr, 0.01),
         "tpr_at_0.1pct_fpr": tpr_at_fpr(fpr, tpr, 0.001),
+        "best_balanced_accuracy": float((0.5 * (tpr + 1.0 - fpr)).max()) if len(fpr) else 0.5,
         "min_resolvable_fpr": min_fpr,
         "n_members": len(scores_in),
         "n_non_members": n_out,
         "roc_fpr": fpr[idx].round(6).tolist(),
         "roc_tpr": tpr[idx].round(6).tolist(),
     }
+
+
+def bootstrap_intervals(
+    scores_in: np.ndarray, scores_out: np.ndarray, *, n_boot: int = 200, seed: int = 0, level: float = 0.95
+) -> dict[str, list[float]]:
+    """Percentile bootstrap intervals of AUC and TPR at 1% / 0.1% FPR.
+
+    Members and non-members are resampled separately (with replacement), so every resample keeps
+    the sample sizes, and with them the lowest FPR that can be resolved.
+    """
+    from sklearn.metrics import auc
+
+    rng = np.random.default_rng(seed)
+    stats: dict[str, list[float]] = {"auc": [], "tpr_at_1pct_fpr": [], "tpr_at_0.1pct_fpr": []}
+    if len(scores_in) == 0 or len(scores_out) == 0 or n_boot < 1:
+        return {f"{k}_ci95": [0.0, 0.0] for k in stats}
+    for _ in range(n_boot):
+        a = scores_in[rng.integers(0, len(scores_in), len(scores_in))]
+        b = scores_out[rng.integers(0, len(scores_out), len(scores_out))]
+        fpr, tpr = roc_points(a, b)
+        stats["auc"].append(auc(fpr, tpr))
+        stats["tpr_at_1pct_fpr"].append(tpr_at_fpr(fpr, tpr, 0.01))
+        stats["tpr_at_0.1pct_fpr"].append(tpr_at_fpr(fpr, tpr, 0.001))
+    q = [50 * (1 - level), 50 * (1 + level)]
+    return {f"{k}_ci95": [float(v) for v in np.percentile(np.array(s), q)] for k, s in stats.items()}

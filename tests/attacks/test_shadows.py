@@ -1,0 +1,133 @@
+"""Batched shadow training and its content-addressed cache (aisec.attacks.privacy.shadows)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from aisec.attacks.privacy.shadows import (
+    StackedMLP,
+    TrainingRecipe,
+    half_masks,
+    shadow_models,
+    stacked_phi,
+    train_mlp,
+    train_stacked,
+    true_class_logit,
+)
+from aisec.data import Dataset
+from aisec.errors import ConfigError, InputValidationError
+
+RECIPE = TrainingRecipe(hidden=(32,), epochs=30, lr=1e-2, batch_size=32)
+
+
+@pytest.fixture
+def pool(digits: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    assert isinstance(digits.x_train, torch.Tensor)
+    return digits.x_train[:300], digits.y_train[:300]
+
+
+def test_half_masks_put_every_point_in_half_the_models() -> None:
+    m = half_masks(101, 8, torch.Generator().manual_seed(0))
+    assert m.shape == (8, 101) and m.dtype == torch.bool
+    assert (m.sum(0) == 4).all()
+    assert set(m.sum(1).tolist()) <= {50, 51}
+    assert not torch.equal(m[0], m[2])  # the pairs differ
+
+
+def test_each_stacked_model_trains_only_on_its_own_half(pool: tuple[torch.Tensor, torch.Tensor]) -> None:
+    x, y = pool
+    gen = torch.Generator().manual_seed(0)
+    a, b, c = half_masks(300, 4, gen)[[0, 1, 2]]
+    m1 = train_stacked(x, y, torch.stack([a, b]), 10, RECIPE, torch.Generator().manual_seed(3))
+    m2 = train_stacked(x, y, torch.stack([a, c]), 10, RECIPE, torch.Generator().manual_seed(3))
+    # model 0 saw the same data, init and batch order: what model 1 trained on does not touch it
+    for w1, w2 in zip(m1.weights, m2.weights, strict=True):
+        torch.testing.assert_close(w1[0], w2[0])
+        assert not torch.allclose(w1[1], w2[1])
+    # and each model memorises its own half better than the other half
+    phi = torch.as_tensor(stacked_phi(m1, x, y))
+    assert phi[0][a].mean() > phi[0][~a].mean() + 0.5
+    assert phi[1][b].mean() > phi[1][~b].mean() + 0.5
+
+
+def test_stacked_models_learn_as_well_as_ordinary_ones(
+    digits: Dataset, pool: tuple[torch.Tensor, torch.Tensor]
+) -> None:
+    x, y = pool
+    masks = half_masks(300, 4, torch.Generator().manual_seed(0))
+    stacked = train_stacked(x, y, masks, 10, RECIPE, torch.Generator().manual_seed(0))
+    single = train_mlp(x[masks[0]], y[masks[0]], 10, RECIPE, seed=0)
+    with torch.no_grad():
+        acc = (stacked.logits(digits.x_test).argmax(-1) == digits.y_test).double().mean(1)
+        acc_single = (single(digits.x_test).argmax(1) == digits.y_test).double().mean()
+    assert acc.min() > 0.8 and abs(float(acc.mean()) - float(acc_single)) < 0.05
+
+
+def test_logits_of_a_stacked_model_are_those_of_its_layers() -> None:
+    gen = torch.Generator().manual_seed(0)
+    m = StackedMLP.init(3, [6, 5, 4], gen, torch.device("cpu"))
+    x = torch.rand(7, 6, generator=gen)
+    k = 2
+    ref = torch.relu(x @ m.weights[0][k] + m.biases[0][k]) @ m.weights[1][k] + m.biases[1][k]
+    torch.testing.assert_close(m.logits(x)[k], ref)
+
+
+def test_true_class_logit_is_log_odds_and_stable() -> None:
+    p = torch.tensor([[0.7, 0.2, 0.1], [1.0, 0.0, 0.0]], dtype=torch.float32)
+    phi = true_class_logit(p, torch.tensor([0, 0]))
+    assert phi[0].item() == pytest.approx(float(torch.log(torch.tensor(0.7 / 0.3))), rel=1e-6)
+    assert torch.isfinite(phi).all() and phi[1] > 100
+
+
+def test_shadows_are_cached_by_content(
+    pool: tuple[torch.Tensor, torch.Tensor], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AISEC_CACHE", str(tmp_path))
+    x, y = pool
+    first = shadow_models(x, y, 10, RECIPE, 4, seed=1)
+    assert not first.from_cache and first.seconds_per_shadow > 0
+    assert (tmp_path / "shadows" / f"{first.key}.pt").is_file()
+    again = shadow_models(x, y, 10, RECIPE, 4, seed=1)
+    assert again.from_cache and again.key == first.key
+    assert again.seconds_per_shadow == pytest.approx(first.seconds_per_shadow)
+    assert torch.equal(again.in_mask, first.in_mask)
+    for w1, w2 in zip(first.model.weights, again.model.weights, strict=True):
+        assert torch.equal(w1, w2)
+    # another seed, recipe, count or data is another entry
+    keys = {
+        shadow_models(x, y, 10, RECIPE, 4, seed=2, cache=False).key,
+        shadow_models(x, y, 10, TrainingRecipe(hidden=(16,), epochs=2), 4, seed=1, cache=False).key,
+        shadow_models(x, y, 10, RECIPE, 2, seed=1, cache=False).key,
+        shadow_models(x[:-1], y[:-1], 10, RECIPE, 4, seed=1, cache=False).key,
+    }
+    assert len(keys) == 4 and first.key not in keys
+    assert len(list((tmp_path / "shadows").iterdir())) == 1  # cache=False writes nothing
+
+
+def test_a_broken_cache_file_is_retrained(
+    pool: tuple[torch.Tensor, torch.Tensor], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AISEC_CACHE", str(tmp_path))
+    x, y = pool
+    recipe = TrainingRecipe(hidden=(8,), epochs=1)
+    first = shadow_models(x, y, 10, recipe, 2, seed=0)
+    (tmp_path / "shadows" / f"{first.key}.pt").write_bytes(b"not a torch file")
+    again = shadow_models(x, y, 10, recipe, 2, seed=0)
+    assert not again.from_cache
+    assert torch.equal(again.model.weights[0], first.model.weights[0])  # seeded: the same models
+
+
+def test_recipe_and_arguments_are_checked(pool: tuple[torch.Tensor, torch.Tensor]) -> None:
+    with pytest.raises(ConfigError, match="hidden"):
+        TrainingRecipe(hidden=(0,))
+    with pytest.raises(ConfigError, match="architecture"):
+        TrainingRecipe(architecture="resnet")
+    with pytest.raises(ConfigError, match="epochs"):
+        TrainingRecipe(epochs=0)
+    assert TrainingRecipe(hidden=[4, 4]).hidden == (4, 4)  # type: ignore[arg-type]
+    x, y = pool
+    with pytest.raises(InputValidationError, match="k"):
+        shadow_models(x, y, 10, RECIPE, 0, seed=0, cache=False)
