@@ -10,6 +10,11 @@
    (action ``label-only``): a Jacobian-augmentation attacker (Papernot et al. 2017,
    arXiv:1602.02697) and 20 benign clients, each replaying 300 test images; the query after
    which the key's answers turn label-only is recorded.
+3. Output policies against extraction (``policy_extraction.py``): per policy (probabilities,
+   top-3, rounding to 2 and 1 decimals, noise, label only), the benign accuracy of the answers
+   and the fidelity aisec's own extraction attacks reach through the gateway.
+
+The latency part has the audit log under ``synchronous: normal`` (default) and ``full``.
 
 Run: ``benchmarks/.venv/bin/python benchmarks/gateway/bench.py`` (writes
 ``benchmarks/results/gateway.json``).
@@ -36,6 +41,7 @@ from fastapi.responses import JSONResponse
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 COMMAND = "benchmarks/.venv/bin/python benchmarks/gateway/bench.py"
 RESULTS = REPO / "benchmarks" / "results" / "gateway.json"
@@ -110,14 +116,15 @@ def start(kind: str, config: Path, folder: Path) -> tuple[subprocess.Popen[bytes
 
 
 def write_gateway(folder: Path, model_file: Path, shape: list[int], value_range: list[float],
-                  monitors: list[dict[str, Any]], reference: np.ndarray | None, audit_dir: Path | None = None) -> Path:  # fmt: skip
+                  monitors: list[dict[str, Any]], reference: np.ndarray | None, audit_dir: Path | None = None,
+                  synchronous: str = "normal") -> Path:  # fmt: skip
     import yaml
 
     folder.mkdir(parents=True, exist_ok=True)
     settings: dict[str, Any] = {
         "model": {"kind": "sklearn", "path": str(model_file), "trust": True, "input_shape": shape, "name": "m"},
         "keys_file": str(folder / "keys.json"),
-        "audit": {"path": str((audit_dir or folder) / "audit.sqlite")},
+        "audit": {"path": str((audit_dir or folder) / "audit.sqlite"), "synchronous": synchronous},
         "inputs": {"max_batch": 64, "value_range": value_range},
         "monitors": monitors,
     }
@@ -166,6 +173,7 @@ def latency_bench(tmp: Path, shm: Path, n_requests: int, rounds: int) -> dict[st
     rng = [-20.0, 20.0]
     configs = {  # the audit log on the temp folder's disk (default), or on tmpfs where fsync costs nothing
         "gateway": write_gateway(tmp / "gw", model_file, [30], rng, [], None),
+        "gateway_audit_full": write_gateway(tmp / "gwf", model_file, [30], rng, [], None, synchronous="full"),
         "gateway_audit_tmpfs": write_gateway(tmp / "gwt", model_file, [30], rng, [], None, shm / "gwt"),
         "gateway_monitors_audit_tmpfs": write_gateway(
             tmp / "gwm", model_file, [30], rng, all_monitors, x_train, shm / "gwm"
@@ -220,7 +228,7 @@ def latency_bench(tmp: Path, shm: Path, n_requests: int, rounds: int) -> dict[st
     return out
 
 
-def step_costs(folder: Path, audit_dir: Path, n: int = 300) -> dict[str, Any]:
+def step_costs(folder: Path, audit_dir: Path, n: int = 300, synchronous: str = "normal") -> dict[str, Any]:
     """Milliseconds (p50) of each step of a gateway request, called in-process: where the overhead is."""
     import joblib
     from sklearn.linear_model import LogisticRegression
@@ -238,7 +246,9 @@ def step_costs(folder: Path, audit_dir: Path, n: int = 300) -> dict[str, Any]:
         model = LogisticRegression(max_iter=1000, random_state=0).fit(data.x_train.numpy(), data.y_train.numpy())
         folder.mkdir(parents=True, exist_ok=True)
         joblib.dump(model, folder / "m.joblib")
-        cfg = write_gateway(folder, folder / "m.joblib", [30], [-20.0, 20.0], [], None, audit_dir / folder.name)
+        cfg = write_gateway(
+            folder, folder / "m.joblib", [30], [-20.0, 20.0], [], None, audit_dir / folder.name, synchronous
+        )
         token = make_keys(folder, ["bench"])["bench"]
         gw = gw_app.Gateway(load_settings(cfg))
         headers = {"authorization": f"Bearer {token}"}
@@ -432,14 +442,26 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--attack-seeds", type=int, default=5)
+    ap.add_argument("--thief-budget", type=int, default=500)
+    ap.add_argument("--only-policies", action="store_true", help="run part 3 only and update its key")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     if args.serve:
         serve(args.serve, args.config, args.port)
         return
+    from policy_extraction import policy_extraction
     from threadpoolctl import threadpool_limits
 
     started = time.time()
+    if args.only_policies:  # part 3 alone, into the existing file
+        with tempfile.TemporaryDirectory() as d, threadpool_limits(limits=1):
+            res = json.loads(args.out.read_text(encoding="utf-8")) if args.out.is_file() else {}
+            res["output_policies_vs_extraction"] = policy_extraction(
+                Path(d), lambda cfg: start("gateway", cfg, cfg.parent), thief_budget=args.thief_budget
+            )
+        args.out.write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
+        sys.stdout.write(json.dumps(res["output_policies_vs_extraction"], indent=2) + "\n")
+        return
     shm_root = "/dev/shm" if Path("/dev/shm").is_dir() else None
     with (
         tempfile.TemporaryDirectory() as d,
@@ -448,10 +470,15 @@ def main() -> None:
     ):
         tmp = Path(d)
         latency = latency_bench(tmp, Path(s), args.requests, args.rounds)
-        steps = {"disk": step_costs(tmp / "steps-disk", tmp), "tmpfs": step_costs(tmp / "steps-tmpfs", Path(s))}
+        steps = {
+            "disk": step_costs(tmp / "steps-disk", tmp),
+            "disk_synchronous_full": step_costs(tmp / "steps-disk-full", tmp, synchronous="full"),
+            "tmpfs": step_costs(tmp / "steps-tmpfs", Path(s)),
+        }
         cost = monitor_cost()
         proofs = monitor_proofs()
         prada = prada_bench(tmp, args.clients, args.queries, args.attack_seeds)
+        policies = policy_extraction(tmp, lambda cfg: start("gateway", cfg, cfg.parent), thief_budget=args.thief_budget)
     g = latency["gateway"]
     result = {
         "benchmark": "gateway",
@@ -460,12 +487,22 @@ def main() -> None:
         "latency": latency,
         "gateway_added_p50_ms": g["added_p50_ms_vs_bare"],
         "gateway_added_p50_under_2ms": g["added_p50_ms_vs_bare"] < 2.0,
+        "audit_synchronous": {
+            "gateway": "normal (default)",
+            "gateway_audit_full": "full",
+            "gateway_audit_tmpfs": "normal",
+            "gateway_monitors_audit_tmpfs": "normal",
+        },
+        "store": "memory:// (default) for every gateway variant",
+        "gateway_audit_full_added_p50_ms": latency["gateway_audit_full"]["added_p50_ms_vs_bare"],
+        "gateway_audit_full_added_p50_under_2ms": latency["gateway_audit_full"]["added_p50_ms_vs_bare"] < 2.0,
         "gateway_audit_tmpfs_added_p50_ms": latency["gateway_audit_tmpfs"]["added_p50_ms_vs_bare"],
         "gateway_monitors_audit_tmpfs_added_p50_ms": latency["gateway_monitors_audit_tmpfs"]["added_p50_ms_vs_bare"],
         "gateway_step_costs_in_process_ms": steps,
         "monitor_observe_cost": cost,
         "prada": prada,
         "monitor_proofs_in_process": proofs,
+        "output_policies_vs_extraction": policies,
         "seconds": round(time.time() - started, 1),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -60,7 +60,7 @@ def test_v2_probabilities_match_the_served_model(server: ServerThread, state: St
         assert target.ready()
         view = target.view("black-box", "probabilities", budget=100)
         probs = view.predict_proba(x)
-        assert probs.dtype == torch.float32 and probs.shape == (20, 2)
+        assert probs.dtype == torch.float64 and probs.shape == (20, 2)
         np.testing.assert_allclose(probs.numpy(), expected(state, x), atol=1e-6)
         assert torch.equal(view.predict(x), torch.from_numpy(expected(state, x).argmax(1)))
         assert view.queries == 40
@@ -269,3 +269,25 @@ def test_load_target_builds_an_http_target(server: ServerThread, state: State, d
         assert target.requests_sent == 2
     finally:
         target.close()
+
+
+def test_hardened_answers_are_read_as_an_attacker_would() -> None:
+    """Rounded scores are renormalised; a top-k answer becomes rows with zeros beyond the k classes."""
+    target = HttpTarget("http://127.0.0.1:9", protocol="v2", model_name="m", modality="tabular", n_classes=3)
+    probs = target._probabilities([[0.7, 0.2, 0.0], [0.3, 0.3, 0.3]], 2)  # rounded to 1 decimal
+    assert torch.allclose(probs.sum(1), torch.ones(2, dtype=probs.dtype))
+    assert probs[0].argmax() == 0 and probs[0, 2] == 0
+    body = {
+        "outputs": [
+            {"name": "labels", "shape": [2], "datatype": "INT64", "data": [2, 0]},
+            {"name": "top_k_classes", "shape": [2, 2], "datatype": "INT64", "data": [2, 1, 0, 2]},
+            {"name": "top_k_scores", "shape": [2, 2], "datatype": "FP32", "data": [0.6, 0.3, 0.5, 0.4]},
+        ]
+    }
+    kind, rows = target._decode_v2(body, 2)
+    assert kind == "probabilities"
+    np.testing.assert_allclose(rows.numpy(), [[0.0, 0.3, 0.6], [0.5, 0.0, 0.4]], atol=1e-6)
+    for bad in ([[-0.2, 0.7, 0.5]], [[0.0, 0.0, 0.0]], [[2.0, 3.0, 1.0]]):  # logits, an empty row, raw scores
+        with pytest.raises(TargetUnavailableError, match="not probabilities"):
+            target._probabilities(bad, 1)
+    target.close()

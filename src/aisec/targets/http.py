@@ -311,6 +311,9 @@ class HttpTarget(Target):
             return self._decode_v2(body, n)
         if not isinstance(body, dict):
             raise self._malformed(f"expected a JSON object, got {type(body).__name__}")
+        if isinstance(body.get("top_k"), dict) and "probabilities" not in body:
+            top = body["top_k"]
+            return "probabilities", self._top_k(top.get("classes"), top.get("scores"), n)
         if "probabilities" in body:
             return "probabilities", self._probabilities(body["probabilities"], n)
         if "labels" in body:
@@ -321,6 +324,11 @@ class HttpTarget(Target):
         outputs = body.get("outputs") if isinstance(body, dict) else None
         if not isinstance(outputs, list) or not outputs:
             raise self._malformed("no 'outputs' list in the v2 answer")
+        named = {o.get("name"): o for o in outputs if isinstance(o, dict)}
+        if "top_k_classes" in named and "top_k_scores" in named:  # a top-k API (the aisec gateway's shape)
+            return "probabilities", self._top_k(
+                named["top_k_classes"].get("data"), named["top_k_scores"].get("data"), n
+            )
         labels: tuple[str, torch.Tensor] | None = None
         for i, out in enumerate(outputs):
             if not isinstance(out, dict) or "data" not in out or not isinstance(out.get("shape"), list):
@@ -351,12 +359,29 @@ class HttpTarget(Target):
         if not np.isfinite(probs).all():
             raise self._malformed("probabilities hold NaN or inf")
         sums = probs.sum(axis=1)
-        if n and (probs.min() < -1e-6 or probs.max() > 1 + 1e-6 or np.abs(sums - 1).max() > 1e-3):
+        # rounded or truncated answers (a hardened API) need not sum to 1: renormalise rows of scores in [0, 1];
+        # anything else (negative, above 1, an all-zero row, sums far from 1) is not probabilities
+        if n and (probs.min() < -1e-6 or probs.max() > 1 + 1e-6 or sums.min() <= 0 or np.abs(sums - 1).max() > 0.5):
             raise self._malformed(
                 f"scores are not probabilities (values in [{probs.min():.4g}, {probs.max():.4g}], "
-                f"row sums up to {sums.max():.4g})"
+                f"row sums in [{sums.min():.4g}, {sums.max():.4g}])"
             )
-        return torch.from_numpy((probs / sums[:, None]).astype(np.float32))
+        return torch.from_numpy(probs.clip(0.0, 1.0) / sums[:, None])
+
+    def _top_k(self, classes: Any, scores: Any, n: int) -> torch.Tensor:
+        """Top-k classes and their scores, spread into rows of ``n_classes`` with zeros elsewhere."""
+        try:
+            cls = np.asarray(classes, dtype=np.float64).reshape(n, -1)
+            val = np.asarray(scores, dtype=np.float64).reshape(n, -1)
+        except (TypeError, ValueError):
+            raise self._malformed("top-k classes and scores are not two tables of the same shape") from None
+        if cls.shape != val.shape or (
+            n and (cls.min() < 0 or cls.max() >= self.n_classes or (cls != np.round(cls)).any())
+        ):
+            raise self._malformed(f"top-k classes are not class indices 0..{self.n_classes - 1}")
+        rows = np.zeros((n, self.n_classes))
+        np.put_along_axis(rows, cls.astype(np.int64), val, axis=1)
+        return torch.from_numpy(rows)
 
     def _labels(self, data: Any, n: int) -> torch.Tensor:
         try:
