@@ -1,7 +1,7 @@
 """Attacks, grouped by the security goal they hurt. Importing this package registers the built-ins."""
 
 from aisec.attacks.base import Attack, AttackContext, AttackResult
-from aisec.attacks.confidentiality import equation_solving, text_words
+from aisec.attacks.confidentiality import equation_solving, jbda, knockoff, text_words, thief
 from aisec.attacks.integrity import (
     apgd,
     cw,
@@ -31,6 +31,9 @@ BUILTIN_MODULES = (
     word_edit,
     equation_solving,
     text_words,
+    knockoff,
+    jbda,
+    thief,
     loss_threshold,
     lira,
     label_only,

@@ -104,12 +104,14 @@ def _labels(suspect: nn.Module | Target, x: torch.Tensor) -> torch.Tensor:
         return suspect(x).argmax(1).cpu()
 
 
-def verify_ownership(suspect: nn.Module | Target, key: WatermarkKey, *, alpha: float = 0.01) -> Ownership:
+def verify_ownership(suspect: nn.Module | Target, key: WatermarkKey, *, alpha: float = 1e-6) -> Ownership:
     """Exact binomial test of the suspect's agreement with the secret trigger labels.
 
     ``suspect`` is a torch module (inputs to logits) or a target, asked through a black-box,
     label-only view (the n trigger queries are all verification needs). ``verified`` when the
-    p-value is below ``alpha``.
+    p-value is below ``alpha``: by default 1e-6, because a false claim of ownership must be rare
+    (on 50 triggers a watermarked model scores p < 1e-25; an innocent model once scored p = 0.009
+    in the benchmark, exactly the 1-in-100 event a 0.01 level lets through).
     """
     if not 0 < alpha < 1:
         raise InputValidationError("alpha", "a number in (0, 1)", alpha)
@@ -149,7 +151,7 @@ def watermark_survival(
     queries: int = 250,
     finetune_fraction: float = 0.3,
     finetune_epochs: int = 10,
-    alpha: float = 0.01,
+    alpha: float = 1e-6,
     seed: int = 0,
     thief_params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
