@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal, Self
 import numpy as np
 import torch
 
+from aisec.core.configurable import Configurable
 from aisec.core.findings import Finding
 from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.core.threat_model import ThreatModel
@@ -91,7 +92,7 @@ def check_config(
             raise ConfigError(f"{name}.{f}: expected a number in [0, 1], got {v!r}")
 
 
-class Attack(ABC):
+class Attack(Configurable, ABC):
     """One attack technique.
 
     Subclasses set the class metadata below and implement :meth:`_run`. :meth:`run` checks that
@@ -120,31 +121,6 @@ class Attack(ABC):
     def queries_needed(cls, input_shape: tuple[int, ...] | None) -> int:
         """Fewest queries the attack needs against a target taking inputs of this shape."""
         return cls.min_queries
-
-    def __init__(self, config: Any = None, /, **params: Any) -> None:
-        if config is None:
-            config = self.config_from(params)
-        elif params:
-            raise ConfigError(f"{self.name}: pass a config or keyword parameters, not both")
-        if not isinstance(config, self.Config):
-            raise ConfigError(f"{self.name}: config must be a {self.Config.__name__}, got {type(config).__name__}")
-        self.config = config
-
-    @classmethod
-    def config_from(cls, params: Mapping[str, Any]) -> Any:
-        """Build the config from plain parameters; unknown names are an error listing the allowed ones."""
-        allowed = [f.name for f in dataclasses.fields(cls.Config)]
-        unknown = sorted(set(params) - set(allowed))
-        if unknown:
-            raise ConfigError(f"{cls.name}: unknown parameter {', '.join(unknown)}; allowed: {', '.join(allowed)}")
-        try:
-            return cls.Config(**params)
-        except TypeError as exc:
-            raise ConfigError(f"{cls.name}: {exc}") from None
-
-    def params(self) -> dict[str, Any]:
-        """The config as plain values (``asdict``), as written to findings and specs."""
-        return dataclasses.asdict(self.config)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> Self:

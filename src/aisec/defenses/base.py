@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from torch import nn
 
+from aisec.core.configurable import Configurable
 from aisec.data.dataset import Dataset
 from aisec.errors import ConfigError
 
@@ -59,7 +60,7 @@ class Defended:
         return self.serve if self.serve is not None else self.model
 
 
-class Defense(ABC):
+class Defense(Configurable, ABC):
     """One defense technique; see the module docstring."""
 
     name: ClassVar[str]
@@ -70,31 +71,6 @@ class Defense(ABC):
     adaptive: ClassVar[str] = "white-box"
     """How the adaptive attack reaches through the defense: ``white-box``, ``bpda`` or ``eot``."""
     Config: ClassVar[type]
-
-    def __init__(self, config: Any = None, /, **params: Any) -> None:
-        if config is None:
-            config = self.config_from(params)
-        elif params:
-            raise ConfigError(f"{self.name}: pass a config or keyword parameters, not both")
-        if not isinstance(config, self.Config):
-            raise ConfigError(f"{self.name}: config must be a {self.Config.__name__}, got {type(config).__name__}")
-        self.config = config
-
-    @classmethod
-    def config_from(cls, params: Mapping[str, Any]) -> Any:
-        """Build the config from plain parameters; unknown names are an error listing the allowed ones."""
-        allowed = [f.name for f in dataclasses.fields(cls.Config)]
-        unknown = sorted(set(params) - set(allowed))
-        if unknown:
-            raise ConfigError(f"{cls.name}: unknown parameter {', '.join(unknown)}; allowed: {', '.join(allowed)}")
-        try:
-            return cls.Config(**params)
-        except TypeError as exc:
-            raise ConfigError(f"{cls.name}: {exc}") from None
-
-    def params(self) -> dict[str, Any]:
-        """The config as plain values (for reports and run folders)."""
-        return dataclasses.asdict(self.config)
 
     @abstractmethod
     def apply(self, model: nn.Module, data: Dataset, *, seed: int = 0, progress: ProgressFn | None = None) -> Defended:
