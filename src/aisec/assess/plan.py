@@ -73,8 +73,14 @@ def job_seed(base_seed: int, jid: str) -> int:
     return (base_seed * 1_000_003 + zlib.crc32(jid.encode())) % (2**31 - 1)
 
 
-def why_not(cls: type[Attack], threat: ThreatModel, target: Target, data: Dataset) -> str | None:
-    """The reason ``cls`` cannot run against this target under this threat model, or ``None``."""
+def why_not(
+    cls: type[Attack], threat: ThreatModel, target: Target, data: Dataset, *, can_retrain: bool = False
+) -> str | None:
+    """The reason ``cls`` cannot run against this target under this threat model, or ``None``.
+
+    ``can_retrain`` says whether a training recipe for the target exists (see
+    :func:`aisec.targets.recipe.recipe_for`); attacks that retrain the target need one.
+    """
     if data.modality not in cls.modalities:
         allowed = ", ".join(sorted(m.value for m in cls.modalities))
         return f"works on {allowed} inputs, the data is {data.modality.value}"
@@ -86,6 +92,11 @@ def why_not(cls: type[Attack], threat: ThreatModel, target: Target, data: Datase
     unsupported = sorted(c.value for c in model_needs - target.capabilities)
     if unsupported:
         return f"needs {', '.join(unsupported)}, which the {target.kind} target cannot provide"
+    if cls.retrains and not can_retrain:
+        return (
+            f"retrains the target, and aisec has no training recipe for this {target.kind} target "
+            "(give target.trainer: 'package.module:function')"
+        )
     needed = cls.queries_needed(target.input_shape)
     if threat.query_budget is not None and needed > threat.query_budget:
         return f"needs at least {needed} queries, the budget is {threat.query_budget}"
@@ -101,15 +112,19 @@ def _params(cls: type[Attack], given: Mapping[str, Any], threat: ThreatModel) ->
     return dataclasses.asdict(cls.config_from(params))
 
 
-def make_plan(spec: Spec, target: Target, data: Dataset) -> Plan:
+def make_plan(spec: Spec, target: Target, data: Dataset, *, can_retrain: bool | None = None) -> Plan:
     """Select the attacks for this spec.
 
     ``attacks: auto`` takes every registered attack that hurts a goal with a declared need and
     whose needs fit the threat model, the target and the data; the others are listed as skipped
     with the reason. An explicit list runs what it names and fails with :class:`ConfigError` when
     a named attack cannot run under the threat model (asking for it is then a mistake to fix).
+    ``can_retrain`` says whether the target has a training recipe; by default an sklearn target
+    or a spec naming ``target.trainer`` has one.
     """
     threat = spec.threat
+    if can_retrain is None:
+        can_retrain = spec.target.kind == "sklearn" or spec.target.trainer is not None
     jobs: list[Job] = []
     skipped: list[Skipped] = []
     if spec.attacks == "auto":
@@ -120,7 +135,7 @@ def make_plan(spec: Spec, target: Target, data: Dataset) -> Plan:
         if spec.attacks == "auto" and cls.goal not in threat.needs:
             skipped.append(Skipped(cls.name, f"no protection need declared for {cls.goal.value}"))
             continue
-        reason = why_not(cls, threat, target, data)
+        reason = why_not(cls, threat, target, data, can_retrain=can_retrain)
         if reason is not None:
             if spec.attacks != "auto":
                 raise ConfigError(f"attack {cls.name!r} cannot run here: it {reason}")

@@ -34,6 +34,7 @@ from aisec.errors import AisecError, ConfigError, InputValidationError
 from aisec.registry import get_attack
 from aisec.targets import load_target
 from aisec.targets.base import Target
+from aisec.targets.recipe import Recipe, load_trainer, recipe_for
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +182,7 @@ def run_assessment(
     target: Target | None = None,
     data: Dataset | None = None,
     observer: RunObserver | None = None,
+    recipe: Recipe | None = None,
 ) -> RunResult:
     """Run the assessment a spec describes and write its run folder.
 
@@ -198,6 +200,9 @@ def run_assessment(
         model held in memory).
     observer:
         Receives progress events.
+    recipe:
+        The target's training recipe for poisoning attacks, instead of the one the spec implies
+        (``target.trainer``, or a clone of an sklearn estimator).
     """
     run_dir = Path(run_dir) if run_dir is not None else Path("runs") / spec.name
     results = run_dir / RESULTS
@@ -210,8 +215,8 @@ def run_assessment(
     if target is None:
         scan = scan_model_file(spec)  # before loading: a dangerous file is refused by the loader
         with load_target(spec.target, data) as loaded:
-            return _run(spec, run_dir, results, spec_json, resume, loaded, data, observer, scan)
-    return _run(spec, run_dir, results, spec_json, resume, target, data, observer, None)
+            return _run(spec, run_dir, results, spec_json, resume, loaded, data, observer, scan, recipe)
+    return _run(spec, run_dir, results, spec_json, resume, target, data, observer, None, recipe)
 
 
 def scan_model_file(spec: Spec) -> Finding | None:
@@ -237,9 +242,13 @@ def _run(
     data: Dataset,
     observer: RunObserver | None,
     scan: Finding | None,
+    recipe: Recipe | None,
 ) -> RunResult:
     check_compatible(target, data)
-    plan = make_plan(spec, target, data)
+    if recipe is None:
+        trainer = load_trainer(spec.target.trainer, base_dir=Path.cwd()) if spec.target.trainer else None
+        recipe = recipe_for(target, trainer)
+    plan = make_plan(spec, target, data, can_retrain=recipe is not None)
     threat = spec.threat
     if not resume:  # only now, when the new run can start, do the old results go
         for stale in (results, run_dir / "evidence"):
@@ -281,7 +290,7 @@ def _run(
             continue
         if observer:
             observer.job_started(job, index, len(plan.jobs))
-        finding = _run_job(job, spec, target, data, run_dir, observer)
+        finding = _run_job(job, spec, target, data, run_dir, observer, recipe)
         _append(results, finding)
         findings[job.id] = finding
         if observer:
@@ -291,7 +300,13 @@ def _run(
 
 
 def _run_job(
-    job: Job, spec: Spec, target: Target, data: Dataset, run_dir: Path, observer: RunObserver | None
+    job: Job,
+    spec: Spec,
+    target: Target,
+    data: Dataset,
+    run_dir: Path,
+    observer: RunObserver | None,
+    recipe: Recipe | None,
 ) -> Finding:
     import time
 
@@ -303,6 +318,7 @@ def _run_job(
         run_dir=run_dir,
         job_id=job.id,
         threat_model=threat,
+        recipe=recipe,
         progress=(lambda d, t: observer.job_step(job, d, t)) if observer else None,
     )
     start = time.perf_counter()

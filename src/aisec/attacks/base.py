@@ -21,6 +21,7 @@ from aisec.core.threat_model import ThreatModel
 from aisec.data.dataset import Dataset
 from aisec.errors import BudgetExceededError, ConfigError, InputValidationError, UnsupportedTargetError
 from aisec.targets.base import TargetView
+from aisec.targets.recipe import Recipe
 
 ProgressFn = Callable[[int, int], None]
 
@@ -41,6 +42,9 @@ class AttackContext:
         Called as ``progress(done, total)`` while the attack works.
     threat_model:
         The threat model the view was made for.
+    recipe:
+        The target's training recipe, for attacks that retrain it (poisoning); ``None`` when
+        aisec cannot retrain the target.
     """
 
     seed: int = 0
@@ -48,6 +52,7 @@ class AttackContext:
     job_id: str = ""
     progress: ProgressFn | None = None
     threat_model: ThreatModel | None = None
+    recipe: Recipe | None = None
 
     def step(self, done: int, total: int) -> None:
         if self.progress is not None:
@@ -113,6 +118,8 @@ class Attack(Configurable, ABC):
     """Name of the metric that summarises the attack's finding."""
     worse_when: ClassVar[Literal["higher", "lower"]]
     """Whether a higher or a lower headline value means a weaker model."""
+    retrains: ClassVar[bool] = False
+    """Whether the attack retrains the target with its recipe (poisoning); needs ``ctx.recipe``."""
     min_queries: ClassVar[int] = 0
     """Fewest queries the attack needs to say anything; the plan skips it under a smaller budget."""
     Config: ClassVar[type]
@@ -150,6 +157,11 @@ class Attack(Configurable, ABC):
         """Run the attack through ``view`` on ``data`` and return what it measured."""
         ctx = context or AttackContext()
         self.check(view, data)
+        if self.retrains and ctx.recipe is None:
+            raise UnsupportedTargetError(
+                f"{self.name} retrains the target and needs its training recipe: an sklearn target, "
+                "or a torch trainer function (target.trainer in a spec, AttackContext.recipe in Python)"
+            )
         torch.manual_seed(ctx.seed)
         queries_before = view.queries
         start = time.perf_counter()

@@ -50,6 +50,13 @@ class TargetSpec(_Strict):
     returns: Literal["probabilities", "labels"] | None = Field(
         None, description="http: what the API answers; found out from the first answer when unset."
     )
+    trainer: str | None = Field(
+        None,
+        description=(
+            "Training recipe for poisoning attacks: 'package.module:function' taking (x, y, seed) and returning "
+            "a trained torch model. sklearn targets need none: aisec clones and refits the estimator."
+        ),
+    )
 
     @model_validator(mode="after")
     def _where(self) -> TargetSpec:
