@@ -1,0 +1,1 @@
+"""Availability attacks: poisoning that makes a model refuse harmless inputs, and sponge inputs."""
