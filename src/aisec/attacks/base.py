@@ -77,8 +77,16 @@ def check_config(
     unit: tuple[str, ...] = (),
     non_negative: tuple[str, ...] = (),
     integer: tuple[str, ...] = (),
+    counts: tuple[str, ...] = (),
 ) -> None:
-    """Common ``__post_init__`` checks; raises :class:`ConfigError` naming the field and the rule."""
+    """Common ``__post_init__`` checks; raises :class:`ConfigError` naming the field and the rule.
+
+    ``counts`` are optional counts: ``None`` (use all, or a default) or an integer > 0.
+    """
+    for f in counts:
+        v = getattr(config, f)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ConfigError(f"{name}.{f}: expected an integer > 0 or null, got {v!r}")
     for f in integer:
         v = getattr(config, f)
         if isinstance(v, bool) or not isinstance(v, int):

@@ -39,8 +39,7 @@ class EquationSolvingConfig:
         check_config(
             self, "equation-solving", positive=("scale",), integer=("check_queries",), non_negative=("check_queries",)
         )
-        if self.n_eval is not None:
-            check_config(self, "equation-solving", integer=("n_eval",), positive=("n_eval",))
+        check_config(self, "equation-solving", counts=("n_eval",))
 
 
 def _logit_ratios(p: torch.Tensor) -> torch.Tensor:

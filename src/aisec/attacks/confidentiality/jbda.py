@@ -46,8 +46,7 @@ class JBDAConfig:
         check_config(
             self, "jbda", integer=("queries", "seed_size", "tau", "steps"), positive=("queries", "seed_size", "tau", "steps", "step")
         )  # fmt: skip
-        if self.n_eval is not None:
-            check_config(self, "jbda", integer=("n_eval",), positive=("n_eval",))
+        check_config(self, "jbda", counts=("n_eval",))
 
 
 def _jacobian_step(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, lam: float) -> torch.Tensor:

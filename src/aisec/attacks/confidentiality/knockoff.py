@@ -58,8 +58,7 @@ class KnockoffConfig:
         )
         if self.sampling not in ("random", "adaptive"):
             raise ConfigError(f"knockoff.sampling: {self.sampling!r} is not allowed; allowed: random, adaptive")
-        if self.n_eval is not None:
-            check_config(self, "knockoff", integer=("n_eval",), positive=("n_eval",))
+        check_config(self, "knockoff", counts=("n_eval",))
 
 
 def _adaptive_order(

@@ -56,8 +56,7 @@ class ThiefConfig:
             raise ConfigError(f"thief.selection: {self.selection!r} is not allowed; allowed: active, random")
         if not isinstance(self.semi_supervised, bool):
             raise ConfigError(f"thief.semi_supervised: expected true or false, got {self.semi_supervised!r}")
-        if self.n_eval is not None:
-            check_config(self, "thief", integer=("n_eval",), positive=("n_eval",))
+        check_config(self, "thief", counts=("n_eval",))
 
 
 def _medoids(flat: torch.Tensor, k: int, seed: int) -> torch.Tensor:

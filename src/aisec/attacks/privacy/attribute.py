@@ -48,8 +48,7 @@ class AttributeInferenceConfig:
         )
         if self.n_values < 2:
             raise ConfigError(f"attribute-inference.n_values: expected at least 2, got {self.n_values}")
-        if self.n_samples is not None:
-            check_config(self, "attribute-inference", positive=("n_samples",), integer=("n_samples",))
+        check_config(self, "attribute-inference", counts=("n_samples",))
 
 
 def paired_gain_interval(attack: np.ndarray, base: np.ndarray, n_boot: int, seed: int) -> list[float]:

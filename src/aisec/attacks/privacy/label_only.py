@@ -52,8 +52,7 @@ class LabelOnlyConfig:
     def __post_init__(self) -> None:
         ints = ("n_noise", "n_population", "n_bootstrap", "batch_size")
         check_config(self, "label-only", integer=ints, positive=(*ints, "sigma"), unit=("calibration_fpr",))
-        if self.n_samples is not None:
-            check_config(self, "label-only", positive=("n_samples",), integer=("n_samples",))
+        check_config(self, "label-only", counts=("n_samples",))
 
 
 def _calibrate(pop: np.ndarray, fpr: float) -> float:

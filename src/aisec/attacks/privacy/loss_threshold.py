@@ -39,8 +39,7 @@ class LossThresholdConfig:
         check_config(
             self, "loss-threshold", unit=("calibration_fpr",), positive=("batch_size",), integer=("batch_size",)
         )
-        if self.n_samples is not None:
-            check_config(self, "loss-threshold", positive=("n_samples",), integer=("n_samples",))
+        check_config(self, "loss-threshold", counts=("n_samples",))
 
 
 def _losses(view: TargetView, x: Features, y: torch.Tensor, batch_size: int) -> np.ndarray:
