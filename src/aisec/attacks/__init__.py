@@ -1,5 +1,6 @@
 """Attacks, grouped by the security goal they hurt. Importing this package registers the built-ins."""
 
+from aisec.attacks.availability import dictionary, focused, sponge
 from aisec.attacks.base import Attack, AttackContext, AttackResult
 from aisec.attacks.confidentiality import equation_solving, jbda, knockoff, text_words, thief
 from aisec.attacks.integrity import (
@@ -15,7 +16,15 @@ from aisec.attacks.integrity import (
     transfer,
     word_edit,
 )
-from aisec.attacks.privacy import attribute, inversion, inversion_blackbox, label_only, lira, loss_threshold
+from aisec.attacks.privacy import (
+    attribute,
+    dp_audit,
+    inversion,
+    inversion_blackbox,
+    label_only,
+    lira,
+    loss_threshold,
+)
 
 BUILTIN_MODULES = (
     fgsm,
@@ -40,6 +49,10 @@ BUILTIN_MODULES = (
     inversion,
     inversion_blackbox,
     attribute,
+    dp_audit,
+    dictionary,
+    focused,
+    sponge,
 )
 
 __all__ = ["BUILTIN_MODULES", "Attack", "AttackContext", "AttackResult"]

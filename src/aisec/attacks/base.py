@@ -128,6 +128,8 @@ class Attack(Configurable, ABC):
     """Whether a higher or a lower headline value means a weaker model."""
     retrains: ClassVar[bool] = False
     """Whether the attack retrains the target with its recipe (poisoning); needs ``ctx.recipe``."""
+    nondeterministic_metrics: ClassVar[frozenset[str]] = frozenset()
+    """Metrics measured in wall-clock time, which a seed does not reproduce (latencies)."""
     min_queries: ClassVar[int] = 0
     """Fewest queries the attack needs to say anything; the plan skips it under a smaller budget."""
     Config: ClassVar[type]

@@ -14,6 +14,7 @@ from aisec.defenses.ensemble import Ensemble
 from aisec.defenses.input.detector import FeatureSqueezingDetector, adaptive_pgd, evaluate_detector
 from aisec.defenses.input.smoothing import NoisyInput
 from aisec.defenses.input.squeeze import Squeezed
+from aisec.defenses.training import dp as _dp  # noqa: F401  (registers dp-sgd; opacus is imported lazily)
 from aisec.defenses.training.adversarial import AdversarialTrainingConfig, adversarial_training
 
 __all__ = [
