@@ -131,3 +131,47 @@ def test_recipe_and_arguments_are_checked(pool: tuple[torch.Tensor, torch.Tensor
     x, y = pool
     with pytest.raises(InputValidationError, match="k"):
         shadow_models(x, y, 10, RECIPE, 0, seed=0, cache=False)
+
+
+def test_hand_written_gradients_train_like_autograd(pool: tuple[torch.Tensor, torch.Tensor]) -> None:
+    """One stacked model, replayed with nn.Linear layers, autograd and torch's Adam: the same weights."""
+    x, y = pool
+    x, y = x[:100], y[:100]
+    recipe = TrainingRecipe(hidden=(12, 8), epochs=3, lr=1e-2, batch_size=32, weight_decay=1e-3)
+    mask = torch.ones(1, 100, dtype=torch.bool)
+    stacked = train_stacked(x, y, mask, 10, recipe, torch.Generator(), seeds=[7])
+    # the replay draws from the generator exactly as train_stacked does for one model
+    gen = torch.Generator().manual_seed(7)
+    layers = []
+    for fan_in, fan_out in ((64, 12), (12, 8), (8, 10)):
+        bound = 1.0 / fan_in**0.5
+        w = (torch.rand(fan_in, fan_out, generator=gen) * 2 - 1) * bound
+        b = (torch.rand(1, fan_out, generator=gen) * 2 - 1) * bound
+        layers.append((w.requires_grad_(), b.requires_grad_()))
+    torch.randint(100, (0,), generator=gen)  # padding: none needed
+    params = [p for pair in layers for p in pair]
+    opt = torch.optim.Adam(params, lr=1e-2, weight_decay=1e-3, foreach=False)
+    xf = x.reshape(100, -1)
+    for _ in range(3):
+        order = torch.arange(100)[torch.randperm(100, generator=gen)]
+        for s in range(0, 100, 32):
+            h = xf[order[s : s + 32]]
+            for i, (w, b) in enumerate(layers):
+                h = h @ w + b
+                h = torch.relu(h) if i < 2 else h
+            loss = torch.nn.functional.cross_entropy(h, y[order[s : s + 32]])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    for i, (w, b) in enumerate(layers):
+        torch.testing.assert_close(stacked.weights[i][0], w.detach(), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(stacked.biases[i][0], b.detach(), rtol=1e-4, atol=1e-5)
+
+
+def test_seeds_and_padding_are_checked(pool: tuple[torch.Tensor, torch.Tensor]) -> None:
+    x, y = pool
+    masks = half_masks(300, 2, torch.Generator().manual_seed(0))
+    with pytest.raises(InputValidationError, match="seeds"):
+        train_stacked(x, y, masks, 10, RECIPE, torch.Generator(), seeds=[1])
+    with pytest.raises(InputValidationError, match="pad_to"):
+        train_stacked(x, y, masks, 10, RECIPE, torch.Generator(), pad_to=10)

@@ -29,7 +29,7 @@ ATLAS_ID = re.compile(r"^AML\.T\d{4}(\.\d{3})?$")
 #: Attacks being written now or planned (issue 7), and the model-file scan.
 PLANNED = (
     "fgsm", "pgd", "apgd", "cw", "square", "hopskipjump", "transfer", "robust-eval", "patch", "good-word",
-    "word-edit", "loss-threshold", "lira", "shadow", "label-only", "inversion", "attribute-inference",
+    "word-edit", "loss-threshold", "lira", "shokri", "label-only", "inversion", "attribute-inference",
     "knockoff", "jbda", "thief", "equation-solving", "text-words", "backdoor", "label-flip", "model-scan",
 )  # fmt: skip
 

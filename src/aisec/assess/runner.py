@@ -27,6 +27,7 @@ from aisec.assess.plan import Job, Plan, make_plan
 from aisec.attacks.base import AttackContext
 from aisec.core.budget import QueryBudget
 from aisec.core.config import Spec, spec_to_dict
+from aisec.core.executor import Executor
 from aisec.core.findings import Finding
 from aisec.data import LOADERS
 from aisec.data.dataset import Dataset
@@ -183,6 +184,7 @@ def run_assessment(
     data: Dataset | None = None,
     observer: RunObserver | None = None,
     recipe: Recipe | None = None,
+    executor: Executor | None = None,
 ) -> RunResult:
     """Run the assessment a spec describes and write its run folder.
 
@@ -203,6 +205,9 @@ def run_assessment(
     recipe:
         The target's training recipe for poisoning attacks, instead of the one the spec implies
         (``target.trainer``, or a clone of an sklearn estimator).
+    executor:
+        Where attacks run independent work such as shadow-model training (``None``: in this
+        process); the caller owns it and closes it.
     """
     run_dir = Path(run_dir) if run_dir is not None else Path("runs") / spec.name
     results = run_dir / RESULTS
@@ -215,8 +220,8 @@ def run_assessment(
     if target is None:
         scan = scan_model_file(spec)  # before loading: a dangerous file is refused by the loader
         with load_target(spec.target, data) as loaded:
-            return _run(spec, run_dir, results, spec_json, resume, loaded, data, observer, scan, recipe)
-    return _run(spec, run_dir, results, spec_json, resume, target, data, observer, None, recipe)
+            return _run(spec, run_dir, results, spec_json, resume, loaded, data, observer, scan, recipe, executor)
+    return _run(spec, run_dir, results, spec_json, resume, target, data, observer, None, recipe, executor)
 
 
 def scan_model_file(spec: Spec) -> Finding | None:
@@ -243,6 +248,7 @@ def _run(
     observer: RunObserver | None,
     scan: Finding | None,
     recipe: Recipe | None,
+    executor: Executor | None = None,
 ) -> RunResult:
     check_compatible(target, data)
     if recipe is None:
@@ -290,7 +296,7 @@ def _run(
             continue
         if observer:
             observer.job_started(job, index, len(plan.jobs))
-        finding = _run_job(job, spec, target, data, run_dir, observer, recipe)
+        finding = _run_job(job, spec, target, data, run_dir, observer, recipe, executor)
         _append(results, finding)
         findings[job.id] = finding
         if observer:
@@ -307,6 +313,7 @@ def _run_job(
     run_dir: Path,
     observer: RunObserver | None,
     recipe: Recipe | None,
+    executor: Executor | None = None,
 ) -> Finding:
     import time
 
@@ -319,6 +326,7 @@ def _run_job(
         job_id=job.id,
         threat_model=threat,
         recipe=recipe,
+        executor=executor,
         progress=(lambda d, t: observer.job_step(job, d, t)) if observer else None,
     )
     start = time.perf_counter()

@@ -190,6 +190,8 @@ RULES: tuple[Rule, ...] = (
     Rule(_INT, "backdoor_success_rate", "attack success rate of a poisoning / backdoor attack", "<=",
          best=0.0, worst=1.0, thresholds=_t(0.2, 0.1, 0.05),
          value=lambda m: _num(m.get("attack_success_rate")), applies=lambda m: "poison_fraction" in m),
+    Rule(_INT, "accuracy_drop", "test accuracy lost to poisoned training data (label flipping)", "<=",
+         best=0.0, worst=0.5, thresholds=_t(0.05, 0.02, 0.01)),
     Rule(_INT, "dangerous", "dangerous constructs in the model file (model-scan)", "<=",
          best=0.0, worst=1.0, thresholds=_t(0.0, 0.0, 0.0), assesses=False),
     # privacy

@@ -16,6 +16,7 @@ from aisec.attacks.integrity import (
     transfer,
     word_edit,
 )
+from aisec.attacks.poisoning import backdoor, clean_label, feature_collision, label_flip
 from aisec.attacks.privacy import (
     attribute,
     dp_audit,
@@ -24,6 +25,8 @@ from aisec.attacks.privacy import (
     label_only,
     lira,
     loss_threshold,
+    property_inference,
+    shokri,
 )
 
 BUILTIN_MODULES = (
@@ -38,6 +41,10 @@ BUILTIN_MODULES = (
     patch,
     good_word,
     word_edit,
+    label_flip,
+    backdoor,
+    clean_label,
+    feature_collision,
     equation_solving,
     text_words,
     knockoff,
@@ -49,6 +56,8 @@ BUILTIN_MODULES = (
     inversion,
     inversion_blackbox,
     attribute,
+    shokri,
+    property_inference,
     dp_audit,
     dictionary,
     focused,

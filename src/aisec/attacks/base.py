@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from aisec.core.configurable import Configurable
+from aisec.core.executor import Executor
 from aisec.core.findings import Finding
 from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.core.threat_model import ThreatModel
@@ -45,6 +46,9 @@ class AttackContext:
     recipe:
         The target's training recipe, for attacks that retrain it (poisoning); ``None`` when
         aisec cannot retrain the target.
+    executor:
+        Where independent work such as shadow-model training runs (:mod:`aisec.core.executor`);
+        ``None`` runs it in this process.
     """
 
     seed: int = 0
@@ -53,6 +57,7 @@ class AttackContext:
     progress: ProgressFn | None = None
     threat_model: ThreatModel | None = None
     recipe: Recipe | None = None
+    executor: Executor | None = None
 
     def step(self, done: int, total: int) -> None:
         if self.progress is not None:

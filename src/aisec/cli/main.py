@@ -78,7 +78,14 @@ def goal_table(run_dir: Path, title: str) -> Table:
     return table
 
 
-def _assess(spec_path: Path | None, spec: Any, out: Path | None, resume: bool, progress: bool) -> Path:
+def _assess(
+    spec_path: Path | None,
+    spec: Any,
+    out: Path | None,
+    resume: bool,
+    progress: bool,
+    executor: Any = None,
+) -> Path:
     from aisec.assess.runner import run_assessment
     from aisec.cli.progress import RichObserver
     from aisec.report import write_reports
@@ -86,9 +93,9 @@ def _assess(spec_path: Path | None, spec: Any, out: Path | None, resume: bool, p
     observer = RichObserver(err_console, spec.name) if progress else None
     if observer:
         with observer:
-            result = run_assessment(spec, run_dir=out, resume=resume, observer=observer)
+            result = run_assessment(spec, run_dir=out, resume=resume, observer=observer, executor=executor)
     else:
-        result = run_assessment(spec, run_dir=out, resume=resume)
+        result = run_assessment(spec, run_dir=out, resume=resume, executor=executor)
     write_reports(result.run_dir)
     return result.run_dir
 
@@ -112,17 +119,34 @@ def assess(
             "--fail-on", help="Exit 1 when a gate fails: 'need' or minimum scores like 'integrity=60,privacy=80'."
         ),
     ] = None,
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor",
+            help="Where shadow models train: local (this process), process (a process pool) or ray (extra 'ray').",
+        ),
+    ] = "local",
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, help="Processes of the pool, or CPUs of a local Ray cluster (default: all)."),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option("--ray-address", help="Join this Ray cluster ('auto', 'host:6379', 'ray://host:10001')."),
+    ] = None,
 ) -> None:
     """Run the attacks a spec's threat model allows and write the run folder and its report."""
     from aisec.assess.gate import parse_fail_on
     from aisec.core.config import load_spec
+    from aisec.core.executor import make_executor
 
     if fail_on is not None:
         parse_fail_on(fail_on)  # a bad value is an error (exit 2) before anything runs
     parsed = load_spec(spec)
     if trust and not parsed.target.trust:
         parsed = parsed.model_copy(update={"target": parsed.target.model_copy(update={"trust": True})})
-    run_dir = _assess(spec, parsed, out, resume, progress and sys.stderr.isatty())
+    with make_executor(executor, workers=workers, address=ray_address) as ex:
+        run_dir = _assess(spec, parsed, out, resume, progress and sys.stderr.isatty(), executor=ex)
     console.print(goal_table(run_dir, f"{parsed.name}: per security goal"))
     console.print(f"run folder: {run_dir}\nreport:     {run_dir / 'report.html'}", soft_wrap=True)
     if fail_on is not None:

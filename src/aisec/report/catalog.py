@@ -79,15 +79,17 @@ TECHNIQUES: dict[str, Technique] = {
 
 #: Known attack names (built in or planned) and their (ATLAS technique, OWASP id).
 ATTACK_TECHNIQUES: dict[str, tuple[str, str]] = {
-    **{n: ("AML.T0043.000", "ML01") for n in ("fgsm", "pgd", "apgd", "cw", "robust-eval", "patch", "ensemble")},
+    **{n: ("AML.T0043.000", "ML01") for n in ("fgsm", "pgd", "apgd", "cw", "deepfool", "robust-eval", "patch", "ensemble")},
     **{n: ("AML.T0043.001", "ML01") for n in ("square", "hopskipjump", "good-word", "word-edit")},
     "transfer": ("AML.T0043.002", "ML01"),
     "label-flip": ("AML.T0020", "ML02"),
-    "clean-label": ("AML.T0020", "ML02"),
+    "clean-label-backdoor": ("AML.T0020", "ML02"),
+    "feature-collision": ("AML.T0020", "ML02"),
+    "focused": ("AML.T0020", "ML02"),
     "backdoor": ("AML.T0018.000", "ML10"),
     "dictionary": ("AML.T0020", "ML02"),
     "sponge": ("AML.T0029", "ML01"),
-    **{n: ("AML.T0024.000", "ML04") for n in ("loss-threshold", "lira", "shadow", "label-only")},
+    **{n: ("AML.T0024.000", "ML04") for n in ("loss-threshold", "lira", "shokri", "rmia", "label-only", "dp-audit")},
     **{n: ("AML.T0024.001", "ML03") for n in ("inversion", "attribute-inference", "property-inference")},
     **{n: ("AML.T0024.002", "ML05") for n in ("knockoff", "jbda", "thief", "equation-solving", "text-words")},
     "model-scan": ("AML.T0010.003", "ML06"),

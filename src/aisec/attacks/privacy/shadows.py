@@ -5,9 +5,12 @@ from the same distribution. Membership attacks such as LiRA (Carlini et al. 2022
 arXiv:2112.03570) and the shadow-model attack (Shokri et al. 2017, arXiv:1610.05820) train many
 copies of the target's recipe on random halves of that data. Those trainings are the cost of the
 attack, so :func:`train_stacked` trains ``K`` MLPs as one stacked model: every layer is a batched
-matrix product (``torch.baddbmm``) over a leading model axis, each model sees its own random half
-of the data in its own batch order, and Adam, being elementwise, updates each model exactly as a
-separate optimizer would. :func:`shadow_models` caches the result content-addressed under
+matrix product (``torch.baddbmm``) over a leading model axis, gradients are written out by hand
+(no autograd graph), each model sees its own random half of the data in its own batch order, and
+one fused Adam step, being elementwise, updates each model exactly as a separate optimizer would.
+:func:`shadow_models` splits the set in chunks trained stacked on an executor
+(:mod:`aisec.core.executor`: in-process, a process pool, or Ray); every shadow has its own seed,
+so the split changes nothing in the models. The result is cached content-addressed under
 ``$AISEC_CACHE/shadows/<sha256(recipe, data, seed, k)>.pt`` (tensors only, loaded with
 ``weights_only=True``), so a second assessment of the same target reuses them.
 """
@@ -23,6 +26,7 @@ import math
 import os
 import pickle
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,11 +36,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from aisec.attacks.base import check_config
+from aisec.core.executor import Executor, LocalExecutor
 from aisec.errors import ConfigError, InputValidationError
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -121,7 +126,7 @@ class StackedMLP:
 
     @classmethod
     def from_state(cls, state: dict[str, torch.Tensor], device: torch.device) -> StackedMLP:
-        n = sum(1 for key in state if key.startswith("w"))
+        n = sum(1 for key in state if key[0] == "w" and key[1:].isdigit())
         return cls([state[f"w{i}"].to(device) for i in range(n)], [state[f"b{i}"].to(device) for i in range(n)])
 
 
@@ -135,6 +140,29 @@ def half_masks(n: int, k: int, gen: torch.Generator) -> torch.Tensor:
     return torch.stack(rows[:k])
 
 
+def _model_seeds(gen: torch.Generator, k: int) -> list[int]:
+    return [int(v) for v in torch.randint(0, 2**62, (k,), generator=gen)]
+
+
+def _init_model(sizes: list[int], gen: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """One model's layers, ``nn.Linear``'s default initialisation (uniform in +-1/sqrt(fan_in))."""
+    layers = []
+    for fan_in, fan_out in itertools.pairwise(sizes):
+        bound = 1.0 / math.sqrt(fan_in)
+        w = (torch.rand(fan_in, fan_out, generator=gen) * 2 - 1) * bound
+        b = (torch.rand(1, fan_out, generator=gen) * 2 - 1) * bound
+        layers.append((w, b))
+    return layers
+
+
+def _adam(params: list[torch.Tensor], recipe: TrainingRecipe) -> torch.optim.Optimizer:
+    """Adam with the fused kernel where torch has one (one kernel for all tensors), else ``foreach``."""
+    try:
+        return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay, foreach=True)
+
+
 def train_stacked(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -143,33 +171,115 @@ def train_stacked(
     recipe: TrainingRecipe,
     gen: torch.Generator,
     device: torch.device | str = "cpu",
+    *,
+    seeds: Sequence[int] | None = None,
+    pad_to: int | None = None,
 ) -> StackedMLP:
-    """Train ``len(masks)`` MLPs of ``recipe`` at once; model ``k`` trains on ``x[masks[k]]``."""
+    """Train ``len(masks)`` MLPs of ``recipe`` at once; model ``k`` trains on ``x[masks[k]]``.
+
+    Each step is a few batched matrix products over the model axis with the gradients written
+    out by hand (softmax cross-entropy and ReLU backward, no autograd graph) and one fused Adam
+    update for all models, so the per-step Python overhead is paid once for ``K`` models. The
+    gradient of model ``k`` is the mean cross-entropy gradient of its own batch, exactly what it
+    would get trained alone.
+
+    Parameters
+    ----------
+    seeds:
+        One seed per model. Model ``k``'s initialisation, padding and batch order come from a
+        generator seeded with ``seeds[k]`` only, so a model is the same whichever models train
+        beside it: a set trained in chunks (by an executor) equals the set trained at once.
+        Default: drawn from ``gen``.
+    pad_to:
+        Every model's list of training indices is padded (with its own points, drawn at random)
+        to this length, so all take the same steps per epoch; at least the largest mask. Pass
+        the largest mask of the whole set when training a chunk of it. Default: the largest here.
+    """
     device = torch.device(device)
     xf, y = _flat(x).to(device), y.to(device)
     k = masks.shape[0]
-    sizes = [xf.shape[1], *recipe.hidden, n_classes]
-    model = StackedMLP.init(k, sizes, gen, device)
-    params = [p.requires_grad_() for p in model.parameters()]
-    opt = torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
-    own = [torch.nonzero(m).squeeze(1) for m in masks]
-    m = max(len(o) for o in own)
+    seeds = _model_seeds(gen, k) if seeds is None else [int(s) for s in seeds]
+    if len(seeds) != k:
+        raise InputValidationError("seeds", f"{k} seeds, one per mask", f"{len(seeds)} seeds")
+    own = [torch.nonzero(m).squeeze(1) for m in masks.cpu()]
     if min(len(o) for o in own) == 0:
         raise InputValidationError("masks", "every model with at least one training point", "an empty mask")
-    # pad shorter index lists with one of their own points so every model takes the same steps
-    table = torch.stack([torch.cat([o, o[torch.randint(len(o), (m - len(o),), generator=gen)]]) for o in own])
+    m = max(len(o) for o in own) if pad_to is None else int(pad_to)
+    if m < max(len(o) for o in own):
+        raise InputValidationError("pad_to", f"at least the largest mask ({max(len(o) for o in own)})", m)
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
+    sizes = [xf.shape[1], *recipe.hidden, n_classes]
+    per_model = [_init_model(sizes, g) for g in gens]
+    weights = [torch.stack([pm[i][0] for pm in per_model]).to(device) for i in range(len(sizes) - 1)]
+    biases = [torch.stack([pm[i][1] for pm in per_model]).to(device) for i in range(len(sizes) - 1)]
+    # pad shorter index lists with some of their own points so every model takes the same steps
+    table = torch.stack(
+        [torch.cat([o, o[torch.randint(len(o), (m - len(o),), generator=g)]]) for o, g in zip(own, gens, strict=True)]
+    )
+    stacked = [*weights, *biases]
+    for p in stacked:
+        p.grad = torch.zeros_like(p)
+    # Adam sees each model's slice as its own tensor (views into the stacked storage): the update
+    # of a model is then computed exactly alike whatever the number of models beside it
+    views = [p[j] for p in stacked for j in range(k)]
+    for v, (p, j) in zip(views, ((p, j) for p in stacked for j in range(k)), strict=True):
+        v.grad = p.grad[j]
+    opt = _adam(views, recipe)
+    onehot = F.one_hot(y, n_classes).to(xf.dtype)
+    last = len(weights) - 1
     for _ in range(recipe.epochs):
-        order = table.gather(1, torch.argsort(torch.rand(k, m, generator=gen), dim=1)).to(device)
+        order = torch.stack([row[torch.randperm(m, generator=g)] for row, g in zip(table, gens, strict=True)])
+        order = order.to(device)
         for start in range(0, m, recipe.batch_size):
             idx = order[:, start : start + recipe.batch_size]
-            out = model.logits(xf[idx])
-            loss = F.cross_entropy(out.reshape(-1, n_classes), y[idx].reshape(-1)) * k  # per-model mean
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
+            h = xf[idx]  # (K, B, d)
+            acts = [h]
+            for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
+                h = torch.baddbmm(b, h, w)
+                if i < last:
+                    h = h.relu_()
+                    acts.append(h)
+            grad = torch.softmax(h, dim=-1).sub_(onehot[idx]).div_(idx.shape[1])  # d mean-CE / d logits
+            for i in range(last, -1, -1):
+                torch.bmm(acts[i].transpose(1, 2), grad, out=weights[i].grad)
+                torch.sum(grad, dim=1, keepdim=True, out=biases[i].grad)
+                if i > 0:
+                    grad = torch.ops.aten.threshold_backward(torch.bmm(grad, weights[i].transpose(1, 2)), acts[i], 0)
             opt.step()
-    for p in params:
-        p.requires_grad_(False)
-    return model
+    for p in stacked:
+        p.grad = None
+    return StackedMLP(weights, biases)
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowChunk:
+    """A picklable piece of a shadow set, for an executor: arrays, not tensors."""
+
+    x: np.ndarray
+    y: np.ndarray
+    masks: np.ndarray
+    n_classes: int
+    recipe: TrainingRecipe
+    seeds: tuple[int, ...]
+    pad_to: int
+    device: str = "cpu"
+
+
+def train_chunk(chunk: ShadowChunk) -> tuple[dict[str, np.ndarray], float]:
+    """Train one chunk stacked (:func:`train_stacked`): its state as arrays and its training seconds."""
+    start = time.perf_counter()
+    model = train_stacked(
+        torch.from_numpy(chunk.x),
+        torch.from_numpy(chunk.y),
+        torch.from_numpy(chunk.masks),
+        chunk.n_classes,
+        chunk.recipe,
+        torch.Generator(),
+        chunk.device,
+        seeds=chunk.seeds,
+        pad_to=chunk.pad_to,
+    )
+    return {key: t.numpy() for key, t in model.state().items()}, time.perf_counter() - start
 
 
 def train_mlp(
@@ -206,9 +316,28 @@ class ShadowSet:
     in_mask: torch.Tensor
     """``(K, N)`` bool: ``in_mask[k, i]`` when shadow ``k`` trained on point ``i``."""
     seconds_per_shadow: float
-    """Training time divided by ``K`` (of the run that trained them, also when loaded from the cache)."""
+    """Training wall time divided by ``K`` (of the run that trained them, also when loaded from the cache)."""
     from_cache: bool
     key: str
+    seconds_total: float = 0.0
+    """Training wall time of the whole set (of the run that trained it)."""
+    worker_seconds_per_shadow: float = 0.0
+    """Seconds the workers spent training, summed over chunks, divided by ``K``."""
+    executor: str = "local"
+    """The executor that trained the set (of the run that trained it)."""
+    chunks: int = 1
+    """How many stacked pieces the set was trained in."""
+
+    def cost(self) -> dict[str, float | int | str | bool]:
+        """Metrics of the training cost, for a finding."""
+        return {
+            "shadow_seconds_total": self.seconds_total,
+            "shadow_seconds_per_model": self.seconds_per_shadow,
+            "shadow_worker_seconds_per_model": self.worker_seconds_per_shadow,
+            "shadow_executor": self.executor,
+            "shadow_chunks": self.chunks,
+            "shadow_cache_hit": self.from_cache,
+        }
 
 
 def cache_root() -> Path:
@@ -242,6 +371,13 @@ def shadow_key(recipe: TrainingRecipe, x: torch.Tensor, y: torch.Tensor, n_class
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def _split(k: int, chunks: int) -> list[range]:
+    """``range(k)`` in ``chunks`` contiguous, nearly equal pieces (none empty)."""
+    chunks = max(1, min(chunks, k))
+    bounds = [round(i * k / chunks) for i in range(chunks + 1)]
+    return [range(a, b) for a, b in itertools.pairwise(bounds)]
+
+
 def shadow_models(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -252,13 +388,23 @@ def shadow_models(
     *,
     cache: bool = True,
     device: torch.device | str = "cpu",
+    executor: Executor | None = None,
+    chunks: int | None = None,
 ) -> ShadowSet:
-    """``k`` shadow MLPs, each on a random half of ``(x, y)``, trained batched or loaded from the cache."""
+    """``k`` shadow MLPs, each on a random half of ``(x, y)``, trained batched or loaded from the cache.
+
+    The ``k`` shadows are split in ``chunks`` pieces (default: one per worker of ``executor``),
+    each trained stacked by :func:`train_chunk` on the executor (default: in this process). The
+    masks and one seed per shadow are drawn from ``seed`` before the split and the steps per
+    epoch are fixed for the whole set, so the models do not depend on the executor or the split,
+    and neither does the cache key.
+    """
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise InputValidationError("k", "an integer >= 1", k)
     if len(y) < 2:
         raise InputValidationError("x", "at least 2 points to split in halves", f"{len(y)} points")
     device = torch.device(device)
+    executor = executor if executor is not None else LocalExecutor()
     key = shadow_key(recipe, x, y, n_classes, seed, k)
     path = cache_root() / "shadows" / f"{key}.pt"
     if cache and path.is_file():
@@ -271,6 +417,10 @@ def shadow_models(
                 float(state["seconds"]),
                 True,
                 key,
+                seconds_total=float(state["seconds"]) * k,
+                worker_seconds_per_shadow=float(state.get("worker_seconds", state["seconds"])),
+                executor="cache",
+                chunks=int(state.get("chunks", torch.tensor(1))),
             )
         except (
             OSError,
@@ -283,15 +433,36 @@ def shadow_models(
             log.warning("ignoring unreadable shadow cache %s: %s", path, exc)
     gen = torch.Generator().manual_seed(seed)
     masks = half_masks(len(y), k, gen)
+    seeds = _model_seeds(gen, k)
+    pad_to = int(masks.sum(1).max())
+    xs, ys, ms = _flat(x).cpu().numpy(), y.detach().long().cpu().numpy(), masks.numpy()
+    pieces = _split(k, chunks if chunks is not None else executor.workers)
+    tasks = [
+        ShadowChunk(
+            xs, ys, ms[r.start : r.stop], n_classes, recipe, tuple(seeds[r.start : r.stop]), pad_to, str(device)
+        )
+        for r in pieces
+    ]
     start = time.perf_counter()
-    model = train_stacked(x, y, masks, n_classes, recipe, gen, device)
-    per_shadow = (time.perf_counter() - start) / k
+    done = executor.map(train_chunk, tasks)
+    total = time.perf_counter() - start
+    state = {name: torch.cat([torch.tensor(d[0][name]) for d in done]) for name in done[0][0]}
+    model = StackedMLP.from_state(state, device)
+    worker = sum(d[1] for d in done) / k
+    out = ShadowSet(model, masks, total / k, False, key, total, worker, executor.name, len(pieces))
+    log.info("%d shadows trained in %.1f s (%s, %d chunks)", k, total, executor.name, len(pieces))
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        torch.save(model.state() | {"in_mask": masks, "seconds": torch.tensor(per_shadow)}, tmp)
+        extra = {
+            "in_mask": masks,
+            "seconds": torch.tensor(total / k),
+            "worker_seconds": torch.tensor(worker),
+            "chunks": torch.tensor(len(pieces)),
+        }
+        torch.save(model.state() | extra, tmp)
         tmp.replace(path)
-    return ShadowSet(model, masks, per_shadow, False, key)
+    return out
 
 
 def true_class_logit(probs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,353 @@
+"""Property inference: which share of a property the target's training data had (Ganju et al. 2018)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
+from aisec.attacks.privacy.shadows import StackedMLP, TrainingRecipe, train_stacked
+from aisec.core.goals import Capability, Goal, Knowledge, Modality
+from aisec.data.dataset import Dataset
+from aisec.errors import ConfigError, InputValidationError
+from aisec.registry import register_attack
+from aisec.targets.base import TargetView
+
+PROPERTIES = ("class-share", "feature-threshold")
+REPRESENTATIONS = ("auto", "white-box", "black-box")
+_MLP_PARTS = (nn.Linear, nn.ReLU, nn.Flatten, nn.Identity, nn.Dropout)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PropertyInferenceConfig:
+    """Parameters of :class:`PropertyInference`.
+
+    Attributes
+    ----------
+    property:
+        ``"class-share"``: the share of training points of class ``property_class``;
+        ``"feature-threshold"``: the share of points whose (flattened) feature ``feature`` exceeds
+        ``threshold``.
+    property_class:
+        The class whose share is inferred (breast cancer: 0 = malignant; digits: the digit).
+    feature, threshold:
+        The feature index and its threshold (``None``: the median over the attacker's data).
+    proportions:
+        The shares the attacker tells apart (two or more, each in (0, 1)); ``None``: 0.3 and 0.7.
+    shadows:
+        Shadow models in all, split evenly over the proportions; cheap ones, trained at once.
+    shadow_size:
+        Training points per shadow; ``None``: the size of the assessment's train split, capped
+        where the attacker's data has too few points with (or without) the property.
+    representation:
+        How the meta-classifier sees a model: ``"white-box"``: a permutation-invariant summary of
+        the first layer's neurons (needs parameters and an MLP target); ``"black-box"``: the
+        model's probabilities on a fixed query set; ``"auto"``: white-box when it can, else
+        black-box (the finding says why).
+    n_queries:
+        Size of the black-box query set (drawn from the attacker's data), one query each.
+    folds:
+        Cross-validation folds over the shadows: every shadow is judged by a meta-classifier that
+        never saw it.
+    hidden, epochs, lr, batch_size, weight_decay:
+        The target's training recipe as the attacker knows it (white-box: the hidden widths are
+        read from the target).
+    """
+
+    property: Literal["class-share", "feature-threshold"] = "class-share"
+    property_class: int = 0
+    feature: int = 0
+    threshold: float | None = None
+    proportions: tuple[float, ...] | None = None
+    shadows: int = 64
+    shadow_size: int | None = None
+    representation: Literal["auto", "white-box", "black-box"] = "auto"
+    n_queries: int = 64
+    folds: int = 4
+    hidden: tuple[int, ...] | None = None
+    epochs: int = 20
+    lr: float = 1e-3
+    batch_size: int = 64
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        name = "property-inference"
+        ints = ("shadows", "n_queries", "folds", "epochs", "batch_size")
+        check_config(self, name, integer=(*ints, "property_class", "feature"), positive=(*ints, "lr"))
+        check_config(self, name, non_negative=("property_class", "feature", "weight_decay"))
+        if self.property not in PROPERTIES:
+            raise ConfigError(f"{name}.property: {self.property!r} is not allowed; allowed: {', '.join(PROPERTIES)}")
+        if self.representation not in REPRESENTATIONS:
+            allowed = ", ".join(REPRESENTATIONS)
+            raise ConfigError(f"{name}.representation: {self.representation!r} is not allowed; allowed: {allowed}")
+        if self.threshold is not None and (
+            isinstance(self.threshold, bool) or not isinstance(self.threshold, int | float)
+        ):
+            raise ConfigError(f"{name}.threshold: expected a number or null, got {self.threshold!r}")
+        props = self.shares()
+        if isinstance(props, str) or not isinstance(props, list | tuple) or len(props) < 2:
+            raise ConfigError(f"{name}.proportions: expected two or more shares, got {props!r}")
+        if any(isinstance(p, bool) or not isinstance(p, int | float) or not 0 < p < 1 for p in props):
+            raise ConfigError(f"{name}.proportions: expected shares in (0, 1), got {props!r}")
+        if len(set(props)) != len(props):
+            raise ConfigError(f"{name}.proportions: expected distinct shares, got {props!r}")
+        if self.proportions is not None:
+            object.__setattr__(self, "proportions", tuple(float(p) for p in props))
+        if self.folds < 2 or self.shadows < 2 * self.folds * len(props):
+            raise ConfigError(
+                f"{name}.shadows: expected at least 2 x folds x proportions = {2 * self.folds * len(props)} "
+                f"(folds >= 2), got shadows={self.shadows}, folds={self.folds}"
+            )
+        ss = self.shadow_size
+        if ss is not None and (isinstance(ss, bool) or not isinstance(ss, int) or ss < 2):
+            raise ConfigError(f"{name}.shadow_size: expected an integer >= 2 or null, got {ss!r}")
+        if self.hidden is not None:
+            if isinstance(self.hidden, str) or not isinstance(self.hidden, list | tuple):
+                raise ConfigError(f"{name}.hidden: expected a list of layer widths, got {self.hidden!r}")
+            object.__setattr__(self, "hidden", tuple(self.hidden))
+        self.recipe()
+
+    def shares(self) -> tuple[float, ...]:
+        """The proportions, with the default filled in."""
+        return (0.3, 0.7) if self.proportions is None else self.proportions
+
+    def recipe(self, hidden: tuple[int, ...] | None = None) -> TrainingRecipe:
+        """The training recipe the attacker assumes (``hidden`` overrides the configured widths)."""
+        widths = hidden or self.hidden or (64,)
+        return TrainingRecipe(
+            hidden=widths, epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, weight_decay=self.weight_decay
+        )
+
+
+def mlp_layers(module: Any, in_features: int, n_classes: int) -> list[nn.Linear] | None:
+    """The linear layers of an MLP-like torch model (Linear / ReLU / Flatten / Dropout only), else ``None``."""
+    if not isinstance(module, nn.Module):
+        return None
+    leaves = [m for m in module.modules() if not list(m.children())]
+    if not leaves or any(not isinstance(m, _MLP_PARTS) for m in leaves):
+        return None
+    linears = [m for m in leaves if isinstance(m, nn.Linear)]
+    relus = sum(isinstance(m, nn.ReLU) for m in leaves)
+    if len(linears) < 2 or relus != len(linears) - 1 or linears[0].in_features != in_features:
+        return None
+    if linears[-1].out_features != n_classes or any(
+        a.out_features != b.in_features for a, b in itertools.pairwise(linears)
+    ):
+        return None
+    return linears
+
+
+def neuron_summary(weights: list[torch.Tensor], biases: list[torch.Tensor]) -> np.ndarray:
+    """A permutation-invariant representation of ``K`` stacked MLPs, ``(K, F)`` (Ganju et al. 2018).
+
+    Each first-layer neuron ``j`` is the vector of its incoming weights and bias (and, with one
+    hidden layer, its outgoing weights); the set of neurons is summarised by the mean and the
+    standard deviation of those vectors over the neurons (a DeepSets sum with fixed feature maps),
+    the product of the first two weight matrices (a sum over neurons, so invariant too) and the
+    output bias, whose order the classes fix.
+    """
+    w1, b1 = weights[0], biases[0]  # (K, d, h), (K, 1, h)
+    neurons = [w1.transpose(1, 2), b1.transpose(1, 2)]  # (K, h, d), (K, h, 1)
+    if len(weights) == 2:
+        neurons.append(weights[1])  # (K, h, C)
+    f = torch.cat(neurons, dim=2)
+    parts = [f.mean(1), f.std(1), torch.bmm(w1, weights[1]).flatten(1) / math.sqrt(w1.shape[2]), biases[-1][:, 0]]
+    return torch.cat(parts, dim=1).detach().double().cpu().numpy()
+
+
+def _meta_classifier(seed: int) -> Any:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000, random_state=seed))
+
+
+def binomial_ci(successes: int, n: int, level: float = 0.95) -> list[float]:
+    """Exact (Clopper-Pearson) interval of a binomial proportion."""
+    from scipy.stats import beta
+
+    a = 1 - level
+    lo = beta.ppf(a / 2, successes, n - successes + 1) if successes > 0 else 0.0
+    hi = beta.ppf(1 - a / 2, successes + 1, n - successes) if successes < n else 1.0
+    return [float(lo), float(hi)]
+
+
+@register_attack
+class PropertyInference(Attack):
+    """Property inference with shadow models and a meta-classifier (Ganju et al. 2018, CCS).
+
+    Ganju et al. 2018 ("Property Inference Attacks on Fully Connected Neural Networks using
+    Permutation Invariant Representations") ask what a model gives away about its training set
+    as a whole, here the share of points with a property (a class, or a feature above a
+    threshold). The attacker trains many cheap shadow models with the target's recipe on data
+    drawn from its sample with each of the given shares, and a meta-classifier that tells the
+    shares apart from a representation of a model: white-box, a summary of the first layer's
+    neurons that does not change when the neurons are permuted (Ganju et al.'s insight); black-box,
+    the model's probabilities on a fixed query set (as in Zhang et al. 2021's black-box variant).
+
+    With one target, the honest measurement is the meta-classifier's accuracy on shadows it did
+    not train on (cross-validated, with an exact binomial 95% interval, against chance). Its
+    prediction for the target is reported too, but it is a single guess.
+    """
+
+    name = "property-inference"
+    goal = Goal.PRIVACY
+    needs = frozenset({Capability.PROBABILITIES, Capability.DATA_SAMPLE})
+    modalities = frozenset({Modality.IMAGE, Modality.TABULAR})
+    knowledge = Knowledge.GREY_BOX
+    atlas = "AML.T0024.000"
+    owasp = "ML04"
+    paper = (
+        "Ganju et al. 2018, Property Inference Attacks on Fully Connected Neural Networks using "
+        "Permutation Invariant Representations, CCS"
+    )
+    headline = "meta_accuracy"
+    worse_when = "higher"
+    min_queries = 1
+    Config = PropertyInferenceConfig
+
+    def _run(self, view: TargetView, data: Dataset, ctx: AttackContext) -> AttackResult:
+        cfg: PropertyInferenceConfig = self.config
+        if not isinstance(data.x_train, torch.Tensor) or not isinstance(data.x_test, torch.Tensor):
+            raise InputValidationError("data", "numeric inputs (tensors)", "text")
+        pool_x = torch.cat([data.x_train, data.x_test]).float()
+        pool_y = torch.cat([data.y_train, data.y_test])
+        flat = pool_x.reshape(len(pool_x), -1)
+        if cfg.property == "class-share":
+            if cfg.property_class >= view.n_classes:
+                raise InputValidationError("property_class", f"a class below {view.n_classes}", cfg.property_class)
+            names = data.class_names
+            label = names[cfg.property_class] if cfg.property_class < len(names) else str(cfg.property_class)
+            has, what = pool_y == cfg.property_class, f"share of class {label!r}"
+            true_share = float((data.y_train == cfg.property_class).float().mean())
+        else:
+            if cfg.feature >= flat.shape[1]:
+                raise InputValidationError("feature", f"a feature index below {flat.shape[1]}", cfg.feature)
+            cut = float(flat[:, cfg.feature].median()) if cfg.threshold is None else float(cfg.threshold)
+            has, what = flat[:, cfg.feature] > cut, f"share of points with feature {cfg.feature} > {cut:.4g}"
+            true_share = float((data.x_train.reshape(len(data.x_train), -1)[:, cfg.feature] > cut).float().mean())
+        flags: list[str] = []
+        rep, layers = self._representation(view, flat.shape[1], flags)
+        gen = torch.Generator().manual_seed(ctx.seed)
+        masks, labels, size = self._masks(has, len(data.y_train), gen, flags)
+        hidden = tuple(m.out_features for m in layers[:-1]) if layers else None
+        recipe = cfg.recipe(hidden)
+        ctx.step(1, 3)
+        model = train_stacked(pool_x, pool_y, masks, view.n_classes, recipe, gen, view.device)
+        ctx.step(2, 3)
+        if rep == "white-box":
+            feats = neuron_summary(model.weights, model.biases)
+            with torch.no_grad():
+                w = [m.weight.detach().cpu().T.unsqueeze(0).float() for m in layers]
+                b = [m.bias.detach().cpu().view(1, 1, -1).float() for m in layers]
+            target_feats = neuron_summary(w, b)
+        else:
+            qidx = torch.randperm(len(pool_y), generator=gen)[: cfg.n_queries]
+            feats = _outputs(model, pool_x[qidx])
+            target_feats = view.predict_proba(pool_x[qidx]).cpu().double().reshape(1, -1).numpy()
+        acc_hits, guess_p = self._meta(feats, labels, target_feats, ctx.seed)
+        ctx.step(3, 3)
+        props = cfg.shares()
+        n, hits = len(labels), int(acc_hits.sum())
+        from scipy.stats import binomtest
+
+        chance = 1.0 / len(props)
+        guess = int(np.argmax(guess_p))
+        nearest = int(np.argmin([abs(p - true_share) for p in props]))
+        metrics = {
+            "meta_accuracy": hits / n,
+            "meta_accuracy_ci95": binomial_ci(hits, n),
+            "chance": chance,
+            "p_value_vs_chance": float(binomtest(hits, n, chance, alternative="greater").pvalue),
+            "n_shadows": n,
+            "shadow_size": size,
+            "shadow_hidden": list(recipe.hidden),
+            "representation": rep,
+            "property": what,
+            "proportions": list(props),
+            "target_guess": props[guess],
+            "target_guess_confidence": float(guess_p[guess]),
+            "target_true_share": true_share,
+            "target_guess_is_nearest_true": guess == nearest,
+        }
+        lo = metrics["meta_accuracy_ci95"][0]
+        verdict = "tells the shares apart" if lo > chance else "does not tell the shares apart beyond chance"
+        summary = (
+            f"property inference ({rep}, {what}: {' vs '.join(f'{p:g}' for p in props)}): the meta-classifier "
+            f"{verdict}, accuracy {hits / n:.1%} on {n} held-out shadows (95% CI {lo:.1%}-"
+            f"{metrics['meta_accuracy_ci95'][1]:.1%}, chance {chance:.0%}); its single guess for the target: "
+            f"{props[guess]:g} (confidence {guess_p[guess]:.2f}; the target's true share, known to the assessor, "
+            f"is {true_share:.2f})"
+        )
+        flags.append("the target's share is a single guess: only the held-out accuracy measures the attack")
+        arrays = {"shadow_labels": labels, "shadow_correct": acc_hits, "target_probabilities": guess_p}
+        return AttackResult(metrics=metrics, summary=summary, flags=flags, arrays=arrays)
+
+    def _representation(self, view: TargetView, d: int, flags: list[str]) -> tuple[str, list[nn.Linear] | None]:
+        cfg: PropertyInferenceConfig = self.config
+        if cfg.representation == "black-box":
+            return "black-box", None
+        if cfg.representation == "white-box":
+            view.require(Capability.PARAMETERS)
+        elif Capability.PARAMETERS not in view.capabilities:
+            return "black-box", None
+        layers = mlp_layers(view.parameters, d, view.n_classes)
+        if layers is None:
+            flags.append(
+                "white-box representation needs an MLP-like torch target (Linear and ReLU layers only): "
+                "fell back to the black-box representation (outputs on a query set)"
+            )
+            return "black-box", None
+        if cfg.hidden is not None and tuple(cfg.hidden) != tuple(m.out_features for m in layers[:-1]):
+            flags.append(f"hidden {list(cfg.hidden)} ignored: the shadows copy the target's layer widths")
+        return "white-box", layers
+
+    def _masks(
+        self, has: torch.Tensor, n_train: int, gen: torch.Generator, flags: list[str]
+    ) -> tuple[torch.Tensor, np.ndarray, int]:
+        """Training masks ``(K, N)`` with each proportion's share of ``has``, and each shadow's proportion index."""
+        cfg: PropertyInferenceConfig = self.config
+        pos, neg = torch.nonzero(has).squeeze(1), torch.nonzero(~has).squeeze(1)
+        fit = min(min(len(pos) / p, len(neg) / (1 - p)) for p in cfg.shares())
+        size = min(cfg.shadow_size or n_train, int(fit))
+        if size < 2:
+            raise InputValidationError(
+                "data", "points with and without the property", f"{len(pos)} with, {len(neg)} without"
+            )
+        if size < (cfg.shadow_size or n_train):
+            flags.append(f"shadows train on {size} points: the attacker's data has too few for more at these shares")
+        k, n_props = cfg.shadows, len(cfg.shares())
+        labels = np.arange(k) % n_props
+        labels = labels[torch.randperm(k, generator=gen).numpy()]
+        masks = torch.zeros(k, len(has), dtype=torch.bool)
+        for i, lab in enumerate(labels):
+            n_pos = round(cfg.shares()[lab] * size)
+            masks[i, pos[torch.randperm(len(pos), generator=gen)[:n_pos]]] = True
+            masks[i, neg[torch.randperm(len(neg), generator=gen)[: size - n_pos]]] = True
+        return masks, labels, size
+
+    def _meta(
+        self, feats: np.ndarray, labels: np.ndarray, target: np.ndarray, seed: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Out-of-fold correctness per shadow, and the meta-classifier's (trained on all) probabilities for the target."""
+        from sklearn.model_selection import StratifiedKFold
+
+        hits = np.zeros(len(labels), dtype=bool)
+        for tr, te in StratifiedKFold(self.config.folds, shuffle=True, random_state=seed).split(feats, labels):
+            clf = _meta_classifier(seed).fit(feats[tr], labels[tr])
+            hits[te] = clf.predict(feats[te]) == labels[te]
+        return hits, _meta_classifier(seed).fit(feats, labels).predict_proba(target)[0]
+
+
+def _outputs(model: StackedMLP, x: torch.Tensor) -> np.ndarray:
+    """``(K, n * C)``: every shadow's float32 softmax probabilities on the query set, flattened."""
+    with torch.no_grad():
+        p = torch.softmax(model.logits(x.to(model.weights[0].device)), dim=-1).cpu()
+    return p.double().reshape(model.k, -1).numpy()
