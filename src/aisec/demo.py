@@ -203,6 +203,7 @@ def demo_specs(out: Path, *, sms_path: str | Path | None = None, seed: int = 0) 
                     "knowledge": "black-box",
                     "output": "probabilities",
                     "query_budget": 20000,
+                    "training_data": ["add-points", "flip-labels"],  # mail it learns from: Nelson's attacker
                     "needs": {
                         "integrity": "high",
                         "availability": "high",
