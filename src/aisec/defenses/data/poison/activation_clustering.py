@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from aisec.attacks.base import check_config
-from aisec.defenses.data.poison.common import REPRESENTATIONS, Detector, check_choice, class_features, register_detector
-from aisec.targets.base import Inputs
+from aisec.defenses.data.poison.common import (
+    REPRESENTATIONS,
+    ClassResult,
+    PerClassDetector,
+    check_choice,
+    register_detector,
+)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -75,55 +79,39 @@ class ActivationClusteringConfig:
 
 
 @register_detector
-class ActivationClustering(Detector):
+class ActivationClustering(PerClassDetector):
     """Activation clustering (Chen et al. 2018, arXiv:1811.03728): per-class 2-means on reduced activations."""
 
     name = "activation-clustering"
     paper = "Chen et al. 2018, Detecting Backdoor Attacks on Deep Neural Networks by Activation Clustering, arXiv:1811.03728"
     Config = ActivationClusteringConfig
 
-    def _detect(self, x: Inputs, y: np.ndarray, model: Any, seed: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    def _class(self, reps: np.ndarray, seed: int) -> ClassResult:
         from sklearn.cluster import KMeans
         from sklearn.decomposition import PCA, FastICA
         from sklearn.metrics import silhouette_score
 
         cfg: ActivationClusteringConfig = self.config
-        reps = class_features(model, x, cfg.representation, max_dims=cfg.max_dims, seed=seed)
-        flagged = np.zeros(len(y), dtype=bool)
-        scores = np.zeros(len(y))
-        per_class: dict[str, Any] = {}
-        for c in np.unique(y):
-            idx = np.flatnonzero(y == c)
-            if len(idx) < cfg.min_class:
-                continue
-            r = reps[idx] - reps[idx].mean(axis=0)
-            k = min(cfg.n_components, r.shape[1], len(idx) - 1)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # FastICA's convergence chatter on tiny classes
-                reducer = (
-                    FastICA(k, random_state=seed, max_iter=500) if cfg.reduce == "ica" else PCA(k, random_state=seed)
-                )
-                z = reducer.fit_transform(r)
-            km = KMeans(2, n_init=10, random_state=seed).fit(z)
-            counts = np.bincount(km.labels_, minlength=2)
-            small_label = int(np.argmin(counts))
-            small = km.labels_ == small_label
-            rel = float(counts[small_label] / len(idx))
-            sil = float(silhouette_score(z, km.labels_)) if counts.min() > 0 else -1.0
-            d_small = np.linalg.norm(z - km.cluster_centers_[small_label], axis=1)
-            d_large = np.linalg.norm(z - km.cluster_centers_[1 - small_label], axis=1)
-            scores[idx] = (d_large - d_small) / np.maximum(d_large + d_small, 1e-12)
-            size_ok = rel <= cfg.max_relative_size
-            sil_ok = sil >= cfg.min_silhouette
-            hit = {"size": size_ok, "silhouette": sil_ok, "both": size_ok and sil_ok}[cfg.rule]
-            if hit:
-                flagged[idx[small]] = True
-            per_class[str(int(c))] = {
-                "relative_size": round(rel, 4),
-                "silhouette": round(sil, 4),
-                "flagged": int(small.sum()) if hit else 0,
-            }
-        return flagged, scores, {"per_class": per_class}
+        r = reps - reps.mean(axis=0)
+        k = min(cfg.n_components, r.shape[1], len(reps) - 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # FastICA's convergence chatter on tiny classes
+            reducer = FastICA(k, random_state=seed, max_iter=500) if cfg.reduce == "ica" else PCA(k, random_state=seed)
+            z = reducer.fit_transform(r)
+        km = KMeans(2, n_init=10, random_state=seed).fit(z)
+        counts = np.bincount(km.labels_, minlength=2)
+        small_label = int(np.argmin(counts))
+        small = km.labels_ == small_label
+        rel = float(counts[small_label] / len(reps))
+        sil = float(silhouette_score(z, km.labels_)) if counts.min() > 0 else -1.0
+        d_small = np.linalg.norm(z - km.cluster_centers_[small_label], axis=1)
+        d_large = np.linalg.norm(z - km.cluster_centers_[1 - small_label], axis=1)
+        scores = (d_large - d_small) / np.maximum(d_large + d_small, 1e-12)
+        size_ok = rel <= cfg.max_relative_size
+        sil_ok = sil >= cfg.min_silhouette
+        hit = {"size": size_ok, "silhouette": sil_ok, "both": size_ok and sil_ok}[cfg.rule]
+        info = {"relative_size": round(rel, 4), "silhouette": round(sil, 4), "flagged": int(small.sum()) if hit else 0}
+        return scores, small if hit else None, info
 
 
 __all__ = ["ActivationClustering", "ActivationClusteringConfig"]

@@ -259,9 +259,46 @@ def get_detector(name: str, **params: Any) -> Detector:
     return known[name](**params)
 
 
+ClassResult = tuple[np.ndarray, np.ndarray | None, dict[str, Any]]
+"""What a per-class detector says of one class: scores, the flagged mask (or ``None``) and details."""
+
+
+class PerClassDetector(Detector):
+    """A detector that judges each label's points on their own, in one representation.
+
+    Poison that carries a backdoor lands in the target label, where it forms a second,
+    small population; each class is scored by :meth:`_class` on its representations
+    (``config.representation``, ``config.max_dims``), and classes with fewer than
+    ``config.min_class`` points are left alone.
+    """
+
+    def _detect(self, x: Inputs, y: np.ndarray, model: Any, seed: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        cfg = self.config
+        reps = class_features(model, x, cfg.representation, max_dims=cfg.max_dims, seed=seed)
+        flagged = np.zeros(len(y), dtype=bool)
+        scores = np.zeros(len(y))
+        per_class: dict[str, Any] = {}
+        for c in np.unique(y):
+            idx = np.flatnonzero(y == c)
+            if len(idx) < cfg.min_class:
+                continue
+            s, hit, info = self._class(reps[idx], seed)
+            scores[idx] = s
+            if hit is not None:
+                flagged[idx[hit]] = True
+            per_class[str(int(c))] = info
+        return flagged, scores, {"per_class": per_class}
+
+    @abstractmethod
+    def _class(self, reps: np.ndarray, seed: int) -> ClassResult:
+        """Score one class's representations; return the scores, what to flag and details."""
+
+
 __all__ = [
+    "ClassResult",
     "Detection",
     "Detector",
+    "PerClassDetector",
     "Split",
     "class_features",
     "detectors",

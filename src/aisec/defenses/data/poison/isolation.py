@@ -13,20 +13,18 @@ dirty-label backdoor, flipped labels, stuffed spam) is such an outlier. Two ways
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from aisec.attacks.base import check_config
 from aisec.defenses.data.poison.common import (
     REPRESENTATIONS,
-    Detector,
+    ClassResult,
+    PerClassDetector,
     check_choice,
-    class_features,
     register_detector,
     two_means_1d,
 )
-from aisec.targets.base import Inputs
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -73,45 +71,31 @@ class IsolationConfig:
 
 
 @register_detector
-class IsolationOutliers(Detector):
+class IsolationOutliers(PerClassDetector):
     """Per-class isolation forest (Liu, Ting & Zhou 2008) on inputs or a model's representations."""
 
     name = "isolation-forest"
     paper = "Liu, Ting & Zhou 2008, Isolation Forest, ICDM, doi:10.1109/ICDM.2008.17"
     Config = IsolationConfig
 
-    def _detect(self, x: Inputs, y: np.ndarray, model: Any, seed: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    def _class(self, reps: np.ndarray, seed: int) -> ClassResult:
         from sklearn.ensemble import IsolationForest
 
         cfg: IsolationConfig = self.config
-        reps = class_features(model, x, cfg.representation, max_dims=cfg.max_dims, seed=seed)
-        flagged = np.zeros(len(y), dtype=bool)
-        scores = np.zeros(len(y))
-        per_class: dict[str, Any] = {}
-        for c in np.unique(y):
-            idx = np.flatnonzero(y == c)
-            if len(idx) < cfg.min_class:
-                continue
-            forest = IsolationForest(n_estimators=cfg.n_estimators, random_state=seed).fit(reps[idx])
-            s = -forest.score_samples(reps[idx])  # higher = more anomalous
-            scores[idx] = s
-            if cfg.threshold == "contamination":
-                k = round(cfg.contamination * len(idx))
-                if k > 0:
-                    flagged[idx[np.argsort(-s)[:k]]] = True
-                per_class[str(int(c))] = {"flagged": k}
-                continue
-            split = two_means_1d(s)
-            high_is_small = s[split.small].mean() > s[~split.small].mean()
-            hit = high_is_small and split.separation >= cfg.min_separation
-            if hit:
-                flagged[idx[split.small]] = True
-            per_class[str(int(c))] = {
-                "separation": round(split.separation, 3),
-                "relative_size": round(split.relative_size, 4),
-                "flagged": int(split.small.sum()) if hit else 0,
-            }
-        return flagged, scores, {"per_class": per_class}
+        forest = IsolationForest(n_estimators=cfg.n_estimators, random_state=seed).fit(reps)
+        s = -forest.score_samples(reps)  # higher = more anomalous
+        if cfg.threshold == "contamination":
+            k = round(cfg.contamination * len(reps))
+            return s, np.argsort(-s)[:k], {"flagged": k}
+        split = two_means_1d(s)
+        high_is_small = s[split.small].mean() > s[~split.small].mean()
+        hit = high_is_small and split.separation >= cfg.min_separation
+        info = {
+            "separation": round(split.separation, 3),
+            "relative_size": round(split.relative_size, 4),
+            "flagged": int(split.small.sum()) if hit else 0,
+        }
+        return s, split.small if hit else None, info
 
 
 __all__ = ["IsolationConfig", "IsolationOutliers"]

@@ -27,20 +27,18 @@ like its class in input space: use ``representation="penultimate"`` there.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from aisec.attacks.base import check_config
 from aisec.defenses.data.poison.common import (
     REPRESENTATIONS,
-    Detector,
+    ClassResult,
+    PerClassDetector,
     check_choice,
-    class_features,
     register_detector,
     two_means_1d,
 )
-from aisec.targets.base import Inputs
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -90,44 +88,31 @@ class SpectralConfig:
 
 
 @register_detector
-class SpectralSignatures(Detector):
+class SpectralSignatures(PerClassDetector):
     """Spectral signatures (Tran, Li & Madry 2018, arXiv:1811.00636), per class, with an automatic cut."""
 
     name = "spectral"
     paper = "Tran, Li & Madry 2018, Spectral Signatures in Backdoor Attacks, arXiv:1811.00636"
     Config = SpectralConfig
 
-    def _detect(self, x: Inputs, y: np.ndarray, model: Any, seed: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    def _class(self, reps: np.ndarray, seed: int) -> ClassResult:
         cfg: SpectralConfig = self.config
-        reps = class_features(model, x, cfg.representation, max_dims=cfg.max_dims, seed=seed)
-        flagged = np.zeros(len(y), dtype=bool)
-        scores = np.zeros(len(y))
-        per_class: dict[str, Any] = {}
-        for c in np.unique(y):
-            idx = np.flatnonzero(y == c)
-            if len(idx) < cfg.min_class:
-                continue
-            r = reps[idx] - reps[idx].mean(axis=0)
-            _, _, vt = np.linalg.svd(r, full_matrices=False)
-            proj = r @ vt[0]
-            sq = proj**2
-            scores[idx] = sq / max(float(sq.mean()), 1e-12)
-            if cfg.threshold == "fraction":
-                k = min(len(idx) - 1, round(cfg.multiplier * cfg.expected_fraction * len(idx)))
-                if k > 0:
-                    flagged[idx[np.argsort(-sq)[:k]]] = True
-                per_class[str(int(c))] = {"removed": k}
-                continue
-            split = two_means_1d(proj)
-            hit = split.separation >= cfg.min_separation and split.relative_size <= cfg.max_relative_size
-            if hit:
-                flagged[idx[split.small]] = True
-            per_class[str(int(c))] = {
-                "separation": round(split.separation, 3),
-                "relative_size": round(split.relative_size, 4),
-                "flagged": int(split.small.sum()) if hit else 0,
-            }
-        return flagged, scores, {"per_class": per_class}
+        r = reps - reps.mean(axis=0)
+        _, _, vt = np.linalg.svd(r, full_matrices=False)
+        proj = r @ vt[0]
+        sq = proj**2
+        scores = sq / max(float(sq.mean()), 1e-12)
+        if cfg.threshold == "fraction":
+            k = min(len(reps) - 1, round(cfg.multiplier * cfg.expected_fraction * len(reps)))
+            return scores, np.argsort(-sq)[: max(k, 0)], {"removed": k}
+        split = two_means_1d(proj)
+        hit = split.separation >= cfg.min_separation and split.relative_size <= cfg.max_relative_size
+        info = {
+            "separation": round(split.separation, 3),
+            "relative_size": round(split.relative_size, 4),
+            "flagged": int(split.small.sum()) if hit else 0,
+        }
+        return scores, split.small if hit else None, info
 
 
 __all__ = ["SpectralConfig", "SpectralSignatures"]
