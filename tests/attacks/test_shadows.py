@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from aisec.attacks.privacy import shadows as shadows_mod
 from aisec.attacks.privacy.shadows import (
     StackedMLP,
     TrainingRecipe,
@@ -175,3 +176,63 @@ def test_seeds_and_padding_are_checked(pool: tuple[torch.Tensor, torch.Tensor]) 
         train_stacked(x, y, masks, 10, RECIPE, torch.Generator(), seeds=[1])
     with pytest.raises(InputValidationError, match="pad_to"):
         train_stacked(x, y, masks, 10, RECIPE, torch.Generator(), pad_to=10)
+
+
+needs_bf16 = pytest.mark.skipif(
+    shadows_mod.bf16_matmul_speedup() < 1.5, reason="no fast bfloat16 matmul on this CPU (AVX512-BF16 / AMX)"
+)
+
+
+@needs_bf16
+def test_bf16_shadows_learn_and_memorise_like_fp32_ones(
+    digits: Dataset, pool: tuple[torch.Tensor, torch.Tensor]
+) -> None:
+    x, y = pool
+    masks = half_masks(300, 4, torch.Generator().manual_seed(0))
+    fp32 = train_stacked(x, y, masks, 10, RECIPE, torch.Generator().manual_seed(0))
+    bf16 = train_stacked(x, y, masks, 10, RECIPE, torch.Generator().manual_seed(0), precision="bf16")
+    assert all(w.dtype == torch.float32 for w in bf16.parameters())  # fp32 master weights
+    assert not torch.equal(fp32.weights[0], bf16.weights[0])  # it did train differently
+    with torch.no_grad():
+        acc = [(m.logits(digits.x_test).argmax(-1) == digits.y_test).double().mean(1) for m in (fp32, bf16)]
+    assert acc[1].min() > 0.8 and abs(float(acc[1].mean() - acc[0].mean())) < 0.03
+    # the membership signal (own half against the other half) survives the lower precision
+    gap = [
+        (p[masks].mean() - p[~masks].mean()).item()
+        for p in (torch.as_tensor(stacked_phi(m, x, y)) for m in (fp32, bf16))
+    ]
+    assert gap[1] > 0.5 and abs(gap[1] - gap[0]) < 0.25 * gap[0]
+
+
+@needs_bf16
+def test_bf16_is_part_of_the_cache_key_and_the_same_in_chunks(
+    pool: tuple[torch.Tensor, torch.Tensor], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AISEC_CACHE", str(tmp_path))
+    x, y = pool
+    recipe = TrainingRecipe(hidden=(16,), epochs=3)
+    fp32 = shadow_models(x, y, 10, recipe, 4, seed=0, precision="fp32")
+    bf16 = shadow_models(x, y, 10, recipe, 4, seed=0, precision="bf16")
+    assert (fp32.precision, bf16.precision) == ("fp32", "bf16") and fp32.key != bf16.key
+    assert bf16.cost()["shadow_precision"] == "bf16"
+    again = shadow_models(x, y, 10, recipe, 4, seed=0)  # the default, "auto", resolves to bf16 here
+    assert again.from_cache and again.key == bf16.key and again.precision == "bf16"
+    chunked = shadow_models(x, y, 10, recipe, 6, seed=0, precision="bf16", cache=False, chunks=2)
+    whole = shadow_models(x, y, 10, recipe, 6, seed=0, precision="bf16", cache=False)
+    for a, b in zip(chunked.model.parameters(), whole.model.parameters(), strict=True):
+        assert torch.equal(a, b)  # bit-identical whatever the split
+
+
+def test_bf16_falls_back_to_fp32_where_it_is_not_faster(
+    pool: tuple[torch.Tensor, torch.Tensor], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    x, y = pool
+    monkeypatch.setattr(shadows_mod, "bf16_matmul_speedup", lambda: 1.0)
+    recipe = TrainingRecipe(hidden=(8,), epochs=1)
+    with caplog.at_level("INFO", logger=shadows_mod.__name__):
+        s = shadow_models(x, y, 10, recipe, 2, seed=0, cache=False, precision="bf16")
+    assert s.precision == "fp32" and "training in fp32" in caplog.text
+    assert s.key == shadow_models(x, y, 10, recipe, 2, seed=0, cache=False).key
+    assert shadows_mod.resolve_precision("auto") == "fp32"
+    with pytest.raises(ConfigError, match="precision"):
+        shadows_mod.resolve_precision("fp16")

@@ -26,6 +26,7 @@ from aisec.attacks.privacy import (
     lira,
     loss_threshold,
     property_inference,
+    rmia,
     shokri,
 )
 
@@ -52,6 +53,7 @@ BUILTIN_MODULES = (
     thief,
     loss_threshold,
     lira,
+    rmia,
     label_only,
     inversion,
     inversion_blackbox,
