@@ -3,22 +3,31 @@
 No peer library implements the dictionary or focused attack, RONI or sponge inputs for text
 (ART 1.20.1 has none of them), so this benchmark records aisec's figures alone.
 
-    benchmarks/.venv/bin/python benchmarks/poisoning/availability.py
+    benchmarks/.venv/bin/python benchmarks/poisoning/availability.py [--part all|http]
 
-writes ``benchmarks/results/poisoning-availability.json``.
+writes ``benchmarks/results/poisoning-availability.json``. ``--part http`` runs only the sponge
+against the same spam filter served over HTTP on loopback (a uvicorn subprocess: a bare FastAPI
+endpoint, and the aisec gateway with a 1000-character text limit) and replaces only the
+``sponge_http`` key of that file.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.naive_bayes import MultinomialNB
@@ -30,12 +39,15 @@ from aisec.attacks.availability.sponge import Sponge
 from aisec.attacks.base import AttackContext
 from aisec.data import load_sms_spam
 from aisec.defenses.data.roni import RoniConfig, roni_filter
+from aisec.errors import TargetUnavailableError
 from aisec.targets import SklearnTarget
+from aisec.targets.http import HttpTarget
 from aisec.targets.recipe import SklearnRecipe
 
 ROOT = Path(__file__).resolve().parents[2]
 SMS = ROOT.parent / "shared" / "data" / "sms_spam" / "SMSSpamCollection"
 OUT = ROOT / "benchmarks" / "results" / "poisoning-availability.json"
+GATEWAY_TEXT_LIMIT = 1000
 FRACTIONS = (0.01, 0.02, 0.05, 0.10)
 N_TRUSTED = 1000
 ROUND = 4
@@ -53,9 +65,130 @@ def ham_rejection(recipe: SklearnRecipe, x: Any, y: torch.Tensor, x_test: list[s
     return filter_rates(model.view("white-box", "labels").predict(x_test), y_test, 1)
 
 
+def sponge_metrics(f: Any, queries: int) -> dict[str, Any]:
+    keys = ("latency_amplification_p50", "latency_amplification_p99", "size_matched_amplification_p50",
+            "benign_latency_p50_ms", "benign_latency_p99_ms", "crafted_latency_p50_ms", "crafted_latency_p99_ms",
+            "work_amplification")  # fmt: skip
+    row = {k: (round(f.metrics[k], ROUND) if isinstance(f.metrics[k], float) else f.metrics[k]) for k in keys}
+    return {**row, "queries": queries}
+
+
+def serve_bare(model_file: str, port: int) -> None:
+    """Child process: the spam filter behind a bare FastAPI endpoint speaking HttpTarget's plain JSON."""
+    import joblib
+    import uvicorn
+
+    model, app = joblib.load(model_file), FastAPI()
+
+    @app.post("/predict")
+    async def predict(request: Request) -> JSONResponse:
+        return JSONResponse({"probabilities": model.predict_proba((await request.json())["inputs"]).tolist()})
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def start_bare(model_file: Path, folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+    import httpx
+    from bench import free_port  # benchmarks/gateway/bench.py
+
+    port = free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, __file__, "--serve-bare", str(model_file), "--port", str(port)],
+                            stdout=(folder / "bare.log").open("wb"), stderr=subprocess.STDOUT, env=env)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        if proc.poll() is not None:
+            raise RuntimeError(f"bare server exited: {(folder / 'bare.log').read_text()[-2000:]}")
+        try:
+            httpx.get(url + "/docs", timeout=1.0)
+            return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("bare server not ready")
+
+
+def sponge_http(model: Any, data: Any) -> dict[str, Any]:
+    """The sponge against the spam filter in process, behind a bare FastAPI endpoint and behind the gateway."""
+    import joblib
+    import yaml
+
+    sys.path.insert(0, str(ROOT / "benchmarks" / "gateway"))
+    from bench import make_keys, start  # benchmarks/gateway/bench.py: uvicorn subprocess, API keys
+
+    out: dict[str, Any] = {
+        "command": "benchmarks/.venv/bin/python benchmarks/poisoning/availability.py --part http",
+        "setup": "tfidf-logreg spam filter; Sponge(max_chars, repeats=200) as in 'sponge'; servers are uvicorn "
+                 "subprocesses on loopback (1 thread each), one keep-alive HttpTarget (plain JSON) client; "
+                 f"gateway: no monitors, audit log in a temp folder, inputs.max_text_length={GATEWAY_TEXT_LIMIT}",
+        "load_average_before": [round(v, 2) for v in os.getloadavg()],
+    }  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        joblib.dump(model, tmp / "spam.joblib")
+        settings = {
+            "model": {"kind": "sklearn", "path": str(tmp / "spam.joblib"), "trust": True, "name": "spam",
+                      "modality": "text", "n_classes": 2},
+            "keys_file": str(tmp / "keys.json"), "audit": {"path": str(tmp / "audit.sqlite")},
+            "inputs": {"max_batch": 64, "dtypes": ["BYTES"], "max_text_length": GATEWAY_TEXT_LIMIT},
+        }  # fmt: skip
+        (tmp / "gateway.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
+        token = make_keys(tmp, ["sponge"])["sponge"]
+        procs = []
+        try:
+            p, bare_url = start_bare(tmp / "spam.joblib", tmp)
+            procs.append(p)
+            p, gw_url = start("gateway", tmp / "gateway.yaml", tmp)
+            procs.append(p)
+            targets = {
+                "in_process": lambda: SklearnTarget(model),
+                "bare_fastapi": lambda: HttpTarget(bare_url + "/predict", protocol="json", modality="text",
+                                                   n_classes=2, name="bare", retries=0),
+                "gateway": lambda: HttpTarget(gw_url + "/predict", protocol="json", modality="text", n_classes=2,
+                                              name="gateway", retries=0, headers={"Authorization": f"Bearer {token}"}),
+            }  # fmt: skip
+            for name, make in targets.items():
+                out[name] = {}
+                for limit in (1000, 10_000):
+                    view = make().view("black-box", "labels")
+                    try:
+                        f = Sponge(max_chars=limit, repeats=200).run(view, data, AttackContext(seed=0))
+                        out[name][f"max_chars={limit}"] = sponge_metrics(f, view.queries)
+                    except TargetUnavailableError as exc:  # the gateway refuses texts over its limit (HTTP 422)
+                        out[name][f"max_chars={limit}"] = {"refused": f"{type(exc).__name__}: {exc}",
+                                                           "queries": view.queries}  # fmt: skip
+                    print("sponge_http", name, limit, out[name][f"max_chars={limit}"], flush=True)
+        finally:
+            for p in procs:
+                p.terminate()
+                p.wait(10)
+    out["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
+    return out
+
+
+def write_key(key: str, value: Any) -> None:
+    """Re-read the results file and replace only ``key``."""
+    current = json.loads(OUT.read_text(encoding="utf-8")) if OUT.exists() else {}
+    current[key] = value
+    OUT.write_text(json.dumps(current, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {key} to {OUT}", file=sys.stderr)
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=("all", "http"), default="all")
+    parser.add_argument("--serve-bare", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_bare:
+        serve_bare(args.serve_bare, args.port)
+        return
     torch.set_num_threads(1)
     data = load_sms_spam(SMS)
+    if args.part == "http":
+        model = pipelines()["tfidf-logreg"].fit(list(data.x_train), data.y_train.numpy())
+        write_key("sponge_http", sponge_http(model, data))
+        return
     x, y = list(data.x_train), data.y_train
     x_test, y_test = list(data.x_test), data.y_test
     variants = {
@@ -138,6 +271,7 @@ def main() -> None:
         out["sponge"][f"max_chars={limit}"] = {k: (round(v, ROUND) if isinstance(v, float) else v)
                                                for k, v in f.metrics.items()}  # fmt: skip
         print("sponge", limit, out["sponge"][f"max_chars={limit}"], flush=True)
+    out["sponge_http"] = sponge_http(target.estimator, data)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {OUT}", file=sys.stderr)
