@@ -79,7 +79,10 @@ TECHNIQUES: dict[str, Technique] = {
 
 #: Known attack names (built in or planned) and their (ATLAS technique, OWASP id).
 ATTACK_TECHNIQUES: dict[str, tuple[str, str]] = {
-    **{n: ("AML.T0043.000", "ML01") for n in ("fgsm", "pgd", "apgd", "cw", "deepfool", "robust-eval", "patch", "ensemble")},
+    **{
+        n: ("AML.T0043.000", "ML01")
+        for n in ("fgsm", "pgd", "apgd", "cw", "deepfool", "robust-eval", "patch", "ensemble")
+    },
     **{n: ("AML.T0043.001", "ML01") for n in ("square", "hopskipjump", "good-word", "word-edit")},
     "transfer": ("AML.T0043.002", "ML01"),
     "label-flip": ("AML.T0020", "ML02"),
