@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,9 @@ from aisec.attacks.integrity.pgd import pgd_perturb
 from aisec.data import load_digits
 from aisec.defenses import AdversarialTrainingConfig, adversarial_training
 
-THREADS = 2
+#: One torch thread: on the shared 2-core machine (load average ~10) two threads spin-wait for each
+#: other and made a robust-eval run 8-10x slower (measured: 2.5 s on one thread, 20-27 s on two).
+THREADS = 1
 EPS = 0.1
 STEPS_TRAIN = 7
 BETA = 6.0
@@ -137,6 +140,8 @@ def run(quick: bool = False) -> dict[str, Any]:
                      "standard_epochs": 30, "batch_size": 64, "lr": 1e-3, "n_train": len(y), "n_test": len(yt)},
         "torch_threads": THREADS,
         "command": "benchmarks/.venv/bin/python benchmarks/evasion/defense.py" + (" --quick" if quick else ""),
+        # the machine is shared: 1/5/15-minute load averages before and after the run
+        "load_average": {"before": [round(v, 2) for v in os.getloadavg()]},
         "models": {},
     }  # fmt: skip
     init = cnn()
@@ -164,6 +169,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             "train_seconds_ratio": row["aisec"]["train_seconds"] / row["art"]["train_seconds"],
         }
         out["models"][method] = row
+    out["load_average"]["after"] = [round(v, 2) for v in os.getloadavg()]
     return out
 
 

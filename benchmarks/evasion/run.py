@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import platform
 import sys
 import time
@@ -46,6 +47,39 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def goals(out: dict[str, Any]) -> dict[str, Any]:
+    """Issue 3's goals, met or missed, gathered from the parts' figures (each part also keeps its own flags)."""
+    res: dict[str, Any] = {}
+    wb = out.get("whitebox", {}).get("models", {})
+    for name, m in wb.items():
+        for row in m.get("pgd", []):
+            res[f"{name}_pgd_eps{row['eps']}"] = {k: v for k, v in row.items() if k.startswith("goal_")}
+        for row in m.get("autoattack", []):
+            res[f"{name}_robust_eval_eps{row['eps']}"] = {k: v for k, v in row.items() if k.startswith("goal_")}
+        if "cw_l2" in m:
+            res[f"{name}_cw_l2"] = {k: v for k, v in m["cw_l2"].items() if k.startswith("goal_")}
+    bb = out.get("blackbox", {}).get("results", {})
+    for name, m in bb.items():
+        sq = m.get("square", {})
+        peers = [v for k, v in sq.items() if k in ("art", "torchattacks") and "robust_accuracy" in v]
+        if "aisec" in sq and peers:
+            ta = sq.get("torchattacks", {})
+            res[f"{name}_square"] = {
+                "goal_robust_accuracy_no_higher_than_best_peer": sq["aisec"]["robust_accuracy"]
+                <= min(v["robust_accuracy"] for v in peers),
+                "goal_time_no_more_than_torchattacks": "seconds" in ta and sq["aisec"]["seconds"] <= ta["seconds"],
+            }
+        hsj = m.get("hopskipjump", {})
+        if "art" in hsj:
+            for key in ("aisec", "aisec_fifth_budget"):
+                if key in hsj:
+                    res[f"{name}_hopskipjump_{key}"] = {
+                        "goal_median_l2_no_larger_than_art": hsj[key]["median_l2"] <= hsj["art"]["median_l2"],
+                        "goal_fifth_of_art_time": hsj[key]["seconds"] <= hsj["art"]["seconds"] / 5,
+                    }
+    return res
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="aisec vs ART and torchattacks on evasion attacks")
     parser.add_argument("--quick", action="store_true", help="a fast smoke run (MLP, eps 0.1, fewer images)")
@@ -55,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": cmd,
         "quick": args.quick,
         "versions": _versions(),
-        "machine": {"platform": platform.platform(), "cpus": __import__("os").cpu_count()},
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
         "note": "each part sets its own torch thread count (recorded in it); timings are wall-clock seconds "
         "from time.perf_counter in this one process, on a machine shared with other jobs",
     }
@@ -65,12 +99,16 @@ def main(argv: list[str] | None = None) -> int:
             out[name] = {"skipped": f"benchmarks/evasion/{name}.py is absent"}
             continue
         start = time.perf_counter()
+        load_before = [round(v, 2) for v in os.getloadavg()]
         try:
             out[name] = mod.run(args.quick)
         except Exception as exc:  # one failing part must not lose the others' figures
             out[name] = {"error": f"{type(exc).__name__}: {exc}"}
         out[name + "_seconds"] = round(time.perf_counter() - start, 1)
+        # the machine is shared: the 1/5/15-minute load averages before and after each part say how much
+        out[name + "_load_average"] = {"before": load_before, "after": [round(v, 2) for v in os.getloadavg()]}
         sys.stderr.write(f"{name} done in {out[name + '_seconds']} s\n")
+    out["goals"] = goals(out)
     RESULTS.mkdir(parents=True, exist_ok=True)
     dest = RESULTS / ("evasion-quick.json" if args.quick else "evasion.json")
     dest.write_text(json.dumps(out, indent=2, default=float) + "\n")

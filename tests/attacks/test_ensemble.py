@@ -110,3 +110,18 @@ def test_lists_become_tuples_so_the_config_stays_hashable() -> None:
     cfg = RobustEval(eps=[0.1, 0.2], attacks=["apgd-ce"]).config
     assert cfg.eps == (0.1, 0.2) and cfg.attacks == ("apgd-ce",)
     assert RobustEval.config_from({"eps": [0.1, 0.2], "attacks": ["apgd-ce"]}) == cfg
+
+
+def test_an_external_attack_with_a_broken_mask_gives_the_exact_union(digits_cnn_target, digits) -> None:  # type: ignore[no-untyped-def]
+    # square reports which inputs it broke, so deepfool after it attacks only the survivors and the
+    # robust count is exact (a count-only attack would leave deepfool all of square's inputs)
+    pytest.importorskip("aisec.attacks.integrity.square")
+    pytest.importorskip("aisec.attacks.integrity.deepfool")
+    view = digits_cnn_target.view("white-box", "probabilities")
+    f = RobustEval(attacks=["square", "deepfool"], eps=[0.1], unbounded_check=False, n_samples=60).run(view, digits)
+    rows = f.metrics["per_attack"]
+    assert [r["attack"] for r in rows] == ["square", "deepfool"]
+    assert rows[0]["broken"] > 0
+    assert rows[1]["attacked"] == rows[0]["attacked"] - rows[0]["broken"]
+    left = rows[1]["attacked"] - rows[1]["broken"]
+    assert f.metrics["robust_accuracy"] == pytest.approx(left / f.metrics["n"])

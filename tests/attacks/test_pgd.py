@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aisec.attacks.integrity.fgsm import FGSM
-from aisec.attacks.integrity.pgd import PGD, PGDConfig, pgd_perturb
+from aisec.attacks.integrity.pgd import PGD, PGDConfig, pgd_attack, pgd_perturb
 from aisec.errors import ConfigError
 
 
@@ -37,6 +37,35 @@ def test_eps_zero_changes_nothing(digits_cnn_target, batch) -> None:  # type: ig
     model = digits_cnn_target.view("white-box", "probabilities").model
     x, y = batch
     assert torch.equal(pgd_perturb(model, x, y, eps=0.0), x)
+
+
+@pytest.mark.parametrize(("norm", "eps", "targeted"), [("linf", 0.1, False), ("l2", 0.5, False), ("linf", 0.2, True)])
+def test_first_success_pgd_breaks_what_the_last_iterate_breaks_in_fewer_passes(
+    digits_cnn_target, digits, norm: str, eps: float, targeted: bool
+) -> None:  # type: ignore[no-untyped-def]
+    view = digits_cnn_target.view("white-box", "probabilities")
+    model = view.model
+    x, y = digits.test_subset(200, 0)
+    goal = (y + 1) % 10 if targeted else y
+    kw = {"eps": eps, "norm": norm, "steps": 10, "targeted": targeted, "clip": (0.0, 1.0)}
+    before = view.forward_passes
+    x_last = pgd_perturb(model, x, goal, generator=torch.Generator().manual_seed(0), **kw)
+    with torch.no_grad():
+        pred = model(x_last).argmax(1)
+    last = pred == goal if targeted else pred != goal
+    plain = view.forward_passes - before
+    before = view.forward_passes
+    x_adv, reached = pgd_attack(model, x, goal, generator=torch.Generator().manual_seed(0), **kw)
+    early = view.forward_passes - before
+    assert bool(reached[last].all())  # same trajectory: whatever the last iterate breaks, an iterate broke
+    assert int(reached.sum()) >= int(last.sum()) and int(reached.sum()) > 0
+    assert early < plain  # broken inputs leave the batch
+    with torch.no_grad():
+        pred = model(x_adv).argmax(1)
+    assert torch.equal(pred == goal if targeted else pred != goal, reached)  # each kept iterate is adversarial
+    delta = (x_adv - x).flatten(1)
+    size = delta.abs().amax(1) if norm == "linf" else delta.norm(dim=1)
+    assert float(size.max()) <= eps + 1e-5 and float(x_adv.min()) >= 0.0 and float(x_adv.max()) <= 1.0
 
 
 def test_pgd_breaks_at_least_what_fgsm_breaks(digits_cnn_target, digits) -> None:  # type: ignore[no-untyped-def]

@@ -119,3 +119,29 @@ def test_p_schedule_halves_and_never_grows() -> None:
 def test_config_rejects_invalid_values(bad: dict) -> None:
     with pytest.raises(ConfigError):
         SquareConfig(**bad)
+
+
+def test_broken_marks_each_requested_input_in_order(digits_cnn_target, digits, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    view = digits_cnn_target.view("black-box", "probabilities")
+    f = Square(eps=0.1, queries_per_input=300, n_samples=60).run(
+        view, digits, AttackContext(run_dir=tmp_path, job_id="b")
+    )
+    arrays = np.load(tmp_path / f.evidence["arrays"])
+    broken = arrays["broken"]
+    assert broken.dtype == bool and broken.shape == (60,) and broken.any()
+    m = f.metrics
+    assert broken.sum() == round((m["clean_accuracy"] - m["robust_accuracy"]) * 60)
+    assert set(arrays["index"]) <= set(np.flatnonzero(broken))
+    # each input marked broken is misclassified at its saved adversarial
+    x_adv = torch.from_numpy(arrays["x_adv"])
+    preds = digits_cnn_target.view("white-box", "probabilities").model(x_adv).argmax(1)
+    _, y = digits.test_subset(60, 0)
+    assert bool((preds != y[torch.from_numpy(arrays["index"])]).all())
+
+
+def test_broken_covers_inputs_a_small_budget_left_unattacked(digits_cnn_target, digits, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    view = digits_cnn_target.view("black-box", "probabilities", budget=200)
+    f = Square(eps=0.2, n_samples=100).run(view, digits, AttackContext(run_dir=tmp_path, job_id="s"))
+    broken = np.load(tmp_path / f.evidence["arrays"])["broken"]
+    assert f.metrics["n"] == 20 and broken.shape == (100,)
+    assert not broken[20:].any()

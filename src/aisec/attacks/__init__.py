@@ -6,6 +6,7 @@ from aisec.attacks.confidentiality import equation_solving, jbda, knockoff, text
 from aisec.attacks.integrity import (
     apgd,
     cw,
+    deepfool,
     ensemble,
     fgsm,
     good_word,
@@ -35,6 +36,7 @@ BUILTIN_MODULES = (
     pgd,
     apgd,
     cw,
+    deepfool,
     square,
     hopskipjump,
     ensemble,

@@ -84,7 +84,8 @@ class TorchTarget(Target):
     device:
         ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``...
     batch_size:
-        Inputs per forward pass when answering queries.
+        Inputs per forward pass when answering queries (256: on the CPU, the digits CNN costs 1.6x more
+        per row in 1,024-row passes; raise it on a GPU).
     """
 
     kind: ClassVar[str] = "torch"
@@ -99,7 +100,7 @@ class TorchTarget(Target):
         modality: Modality | str = Modality.IMAGE,
         outputs: Literal["logits", "probabilities"] = "logits",
         device: str | torch.device | None = "auto",
-        batch_size: int = 1024,
+        batch_size: int = 256,
         name: str = "torch-model",
     ) -> None:
         if not isinstance(model, nn.Module):

@@ -14,7 +14,7 @@ from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
 from aisec.attacks.integrity.apgd import apgd_attack
 from aisec.attacks.integrity.common import evasion_inputs
 from aisec.attacks.integrity.fgsm import fgsm_perturb
-from aisec.attacks.integrity.pgd import pgd_perturb
+from aisec.attacks.integrity.pgd import pgd_attack
 from aisec.attacks.integrity.sanity import blackbox_beats_whitebox, curve_does_not_fall, unbounded_not_zero
 from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.data.dataset import Dataset
@@ -108,7 +108,8 @@ def _builtin_attack(
             raise ConfigError("robust-eval: fgsm is an L-inf attack; use pgd or apgd for norm l2")
         x_adv = fgsm_perturb(model, x, y, eps, clip=clip)
     else:
-        x_adv = pgd_perturb(model, x, y, eps=eps, norm=cfg.norm, steps=cfg.steps, clip=clip, generator=gen)
+        _, hit = pgd_attack(model, x, y, eps=eps, norm=cfg.norm, steps=cfg.steps, clip=clip, generator=gen)
+        return hit
     with torch.no_grad():
         return model(x_adv).argmax(1) != y
 

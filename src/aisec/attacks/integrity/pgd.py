@@ -113,6 +113,74 @@ def pgd_perturb(
     return (x + delta).detach()
 
 
+def pgd_attack(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    eps: float,
+    norm: str = "linf",
+    steps: int = 20,
+    alpha: float | None = None,
+    random_start: bool = True,
+    targeted: bool = False,
+    clip: tuple[float, float] | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """PGD for evaluation: ``(x_adv, reached)``, an input counting as broken at the first iterate that fools the model.
+
+    The same trajectory as :func:`pgd_perturb` (same start, same steps), but each step's forward
+    pass also tells which inputs the current iterate already fools (reaches ``y`` when targeted);
+    those keep that iterate and leave the batch. An input broken at any iterate counts, not only at
+    the last one, and broken inputs cost no further passes.
+    """
+    n = len(y)
+    x_adv = x.clone()
+    reached = torch.zeros(n, dtype=torch.bool, device=x.device)
+    if eps == 0 or steps == 0 or n == 0:
+        if n:
+            with torch.no_grad():
+                pred = model(x).argmax(1)
+            reached = pred == y if targeted else pred != y
+        return x_adv, reached
+    alpha = alpha if alpha is not None else 2.5 * eps / steps
+    delta = torch.zeros_like(x)
+    if random_start:
+        noise = torch.rand(x.shape, generator=generator).to(x.device) * 2 - 1
+        delta = noise * eps if norm == "linf" else _project(noise, eps, "l2")
+    if clip is not None:
+        delta = (x + delta).clamp(*clip) - x
+    sign = -1.0 if targeted else 1.0
+    active = torch.arange(n, device=x.device)
+    xa, ya = x, y
+    with torch.enable_grad():
+        for _ in range(steps):
+            delta.requires_grad_(True)
+            logits = model(xa + delta)
+            (grad,) = torch.autograd.grad(F.cross_entropy(logits, ya), delta)
+            with torch.no_grad():
+                pred = logits.argmax(1)
+                done = pred == ya if targeted else pred != ya
+                if done.any():  # keep the fooling iterate and drop those inputs from the batch
+                    rows = active[done]
+                    x_adv[rows] = xa[done] + delta[done].detach()
+                    reached[rows] = True
+                    keep = ~done
+                    active, xa, ya, delta, grad = active[keep], xa[keep], ya[keep], delta[keep].detach(), grad[keep]
+                    if not len(active):
+                        return x_adv, reached
+                step = grad.sign() if norm == "linf" else grad / _l2(grad)
+                delta = _project(delta + sign * alpha * step, eps, norm)
+                if clip is not None:
+                    delta = (xa + delta).clamp(*clip) - xa
+    with torch.no_grad():
+        x_last = xa + delta
+        pred = model(x_last).argmax(1)
+        x_adv[active] = x_last
+        reached[active] = pred == ya if targeted else pred != ya
+    return x_adv, reached
+
+
 @register_attack
 class PGD(Attack):
     """Projected gradient descent (Madry et al. 2018, Towards Deep Learning Models Resistant to
@@ -120,7 +188,8 @@ class PGD(Attack):
 
     Iterated signed-gradient (L-inf) or normalized-gradient (L2) steps, each projected back onto the
     eps-ball and the valid input range, from a random start, with restarts: the standard first-order
-    white-box attack. An input counts as robust only when no restart breaks it.
+    white-box attack. An input counts as robust only when no iterate of any restart breaks it; an
+    input leaves the batch at the first iterate that breaks it.
     """
 
     name = "pgd"
@@ -158,13 +227,10 @@ class PGD(Attack):
                 if not todo.any():
                     break
                 idx = todo.nonzero().squeeze(1)
-                x_adv = pgd_perturb(
+                x_adv, hit = pgd_attack(
                     model, x[idx], goal[idx], eps=cfg.eps, norm=cfg.norm, steps=cfg.steps, alpha=cfg.alpha,
                     random_start=cfg.random_start, targeted=cfg.targeted, clip=view.clip, generator=gen,
                 )  # fmt: skip
-                with torch.no_grad():
-                    pred = model(x_adv).argmax(1)
-                hit = pred == goal[idx] if cfg.targeted else pred != y[idx]
                 delta = (x_adv - x[idx]).flatten(1)
                 size_b = delta.abs().amax(1) if cfg.norm == "linf" else delta.norm(dim=1)
                 rows = idx + start

@@ -78,16 +78,42 @@ def _window_shape(p: float, h: int, w: int) -> tuple[int, int]:
     return side, side
 
 
-def _windows(n: int, shape: tuple[int, int], h: int, w: int, gen: torch.Generator, dev: torch.device) -> torch.Tensor:
-    """One random window of the given shape per input, as a boolean (n, 1, h, w) mask."""
+#: Largest (positions x pixels) for which every window of a shape is precomputed as a lookup table.
+_TABLE_LIMIT = 1 << 22
+_tables: dict[tuple[int, int, int, int, str], torch.Tensor] = {}
+
+
+def _window_table(shape: tuple[int, int], h: int, w: int, dev: torch.device) -> torch.Tensor | None:
+    """Every window of ``shape`` in an h x w image, as booleans (positions, 1, h, w); None when too large."""
     sh, sw = shape
-    r = (torch.rand(n, generator=gen) * (h - sh + 1)).long().to(dev)
-    c = (torch.rand(n, generator=gen) * (w - sw + 1)).long().to(dev)
-    rows = torch.arange(h, device=dev)
-    cols = torch.arange(w, device=dev)
-    mr = (rows[None] >= r[:, None]) & (rows[None] < (r + sh)[:, None])
-    mc = (cols[None] >= c[:, None]) & (cols[None] < (c + sw)[:, None])
+    n_pos = (h - sh + 1) * (w - sw + 1)
+    if n_pos * h * w > _TABLE_LIMIT:
+        return None
+    key = (sh, sw, h, w, str(dev))
+    if key not in _tables:
+        r = torch.arange(h - sh + 1, device=dev).repeat_interleave(w - sw + 1)
+        c = torch.arange(w - sw + 1, device=dev).repeat(h - sh + 1)
+        _tables[key] = _masks(r, c, shape, h, w)
+    return _tables[key]
+
+
+def _masks(r: torch.Tensor, c: torch.Tensor, shape: tuple[int, int], h: int, w: int) -> torch.Tensor:
+    rows = torch.arange(h, device=r.device)
+    cols = torch.arange(w, device=r.device)
+    mr = (rows[None] >= r[:, None]) & (rows[None] < (r + shape[0])[:, None])
+    mc = (cols[None] >= c[:, None]) & (cols[None] < (c + shape[1])[:, None])
     return (mr[:, :, None] & mc[:, None, :])[:, None]
+
+
+def _windows(n: int, shape: tuple[int, int], h: int, w: int, gen: torch.Generator, dev: torch.device) -> torch.Tensor:
+    """One uniformly random window of the given shape per input, as a boolean (n, 1, h, w) mask."""
+    sh, sw = shape
+    table = _window_table(shape, h, w, dev)
+    if table is not None:  # one draw and one gather per step
+        return table[torch.randint(0, len(table), (n,), generator=gen).to(dev)]
+    r = torch.randint(0, h - sh + 1, (n,), generator=gen).to(dev)
+    c = torch.randint(0, w - sw + 1, (n,), generator=gen).to(dev)
+    return _masks(r, c, shape, h, w)
 
 
 def _bump(shape: tuple[int, int], device: torch.device) -> torch.Tensor:
@@ -197,6 +223,41 @@ class Square(Attack):
     min_queries = 100
     Config = SquareConfig
 
+    def _search(
+        self, view: TargetView, search: _Square, x: torch.Tensor, x_best: torch.Tensor, y: torch.Tensor,
+        loss: torch.Tensor, fooled: torch.Tensor, used: torch.Tensor, clean_ok: torch.Tensor, per_input: int,
+        feat_shape: tuple[int, ...], ctx: AttackContext,
+    ) -> None:  # fmt: skip
+        """The random search after the start, updating ``x_best``, ``loss``, ``fooled`` and ``used`` in place.
+
+        Every input still unbroken has made the same number of queries, so the unbroken ones are
+        kept in compact tensors that shrink only when an input breaks: no gather or scatter over
+        the whole batch per step.
+        """
+        cfg: SquareConfig = self.config
+        act = (clean_ok & ~fooled).nonzero().squeeze(1)
+        xa, xb, ya, la = x[act], x_best[act], y[act], loss[act]
+        for it in range(1, per_input - 1):
+            if not len(act):
+                break
+            cand = search.propose(xa, xb, p_schedule(cfg.p_init, it, per_input - 2))
+            p_cand = view.predict_proba(cand.reshape(len(act), *feat_shape))
+            new = margin_loss(p_cand, ya)
+            better = new < la
+            la = torch.where(better, new, la)
+            xb = torch.where(_bc4(better), cand, xb)
+            broke = better & (p_cand.argmax(1) != ya)
+            if broke.any():  # write the broken inputs back and drop them from the search
+                rows = act[broke]
+                x_best[rows], loss[rows], fooled[rows] = xb[broke], la[broke], True
+                used[rows] += it
+                keep = ~broke
+                act, xa, xb, ya, la = act[keep], xa[keep], xb[keep], ya[keep], la[keep]
+            ctx.step(it, per_input - 2)
+        if len(act):
+            x_best[act], loss[act] = xb, la
+            used[act] += max(per_input - 2, 0)
+
     def _run(self, view: TargetView, data: Dataset, ctx: AttackContext) -> AttackResult:
         cfg: SquareConfig = self.config
         remaining = view.budget.remaining
@@ -227,20 +288,9 @@ class Square(Attack):
             fooled[idx] = p_cand.argmax(1) != y_all[idx]
             x_best[idx] = cand
             used[idx] += 1
-        for it in range(1, per_input - 1):
-            active = clean_ok & ~fooled & (used < per_input)
-            if not active.any() or cfg.eps == 0:
-                break
-            idx = active.nonzero().squeeze(1)
-            cand = search.propose(x[idx], x_best[idx], p_schedule(cfg.p_init, it, per_input - 2))
-            p_cand = view.predict_proba(cand.reshape(-1, *x_all.shape[1:]))
-            new = margin_loss(p_cand, y_all[idx])
-            used[idx] += 1
-            better = new < loss[idx]
-            loss[idx] = torch.where(better, new, loss[idx])
-            fooled[idx[better]] = p_cand[better].argmax(1) != y_all[idx[better]]
-            x_best[idx[better]] = cand[better]
-            ctx.step(it, per_input - 2)
+            self._search(
+                view, search, x, x_best, y_all, loss, fooled, used, clean_ok, per_input, tuple(x_all.shape[1:]), ctx
+            )
         ctx.step(1, 1)
         broken = clean_ok & fooled
         delta = (x_best - x).flatten(1)
@@ -267,5 +317,13 @@ class Square(Attack):
             f"{clean_acc:.1%} -> {robust_acc:.1%} ({success:.1%} of correctly classified inputs broken, n={n})"
         )
         keep = broken.nonzero().squeeze(1)[:64]
-        arrays = {"x_adv": x_best[keep].reshape(-1, *x_all.shape[1:]).cpu().numpy(), "index": keep.cpu().numpy()}
+        # ``broken`` covers every requested input (False for those a limited budget left unattacked), in the
+        # order of the data: robust-eval takes the exact per-input union of its suite from it
+        broken_all = torch.zeros(n_all, dtype=torch.bool)
+        broken_all[:n] = broken.cpu()
+        arrays = {
+            "x_adv": x_best[keep].reshape(-1, *x_all.shape[1:]).cpu().numpy(),
+            "index": keep.cpu().numpy(),
+            "broken": broken_all.numpy(),
+        }
         return AttackResult(metrics=metrics, summary=summary, arrays=arrays)
