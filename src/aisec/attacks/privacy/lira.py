@@ -9,9 +9,10 @@ import numpy as np
 import torch
 from scipy.stats import norm
 
-from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
+from aisec.attacks.base import Attack, AttackContext, AttackResult
 from aisec.attacks.privacy.metrics import bootstrap_intervals, membership_metrics
-from aisec.attacks.privacy.shadows import TrainingRecipe, shadow_models, stacked_phi, true_class_logit
+from aisec.attacks.privacy.shadow_config import ShadowAttackConfig
+from aisec.attacks.privacy.shadows import shadow_models, stacked_phi, true_class_logit
 from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.data.dataset import Dataset
 from aisec.errors import ConfigError, InputValidationError
@@ -20,7 +21,7 @@ from aisec.targets.base import TargetView
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class LiRAConfig:
+class LiRAConfig(ShadowAttackConfig):
     """Parameters of :class:`LiRA`.
 
     Attributes
@@ -37,55 +38,21 @@ class LiRAConfig:
         ``"fixed"`` (the default) uses one pooled within-point standard deviation for all points,
         better with few shadows (Carlini et al. Sec. 4.3; on the digits benchmark with 16 shadows:
         TPR 3.6% at 0.1% FPR against 1.3% for per-example).
-    hidden, epochs, lr, batch_size, weight_decay:
-        The target's training recipe as the grey-box attacker knows it (an MLP on flattened inputs).
-    n_samples:
-        Members and as many non-members to evaluate on; ``None`` uses all the split allows.
-    n_bootstrap:
-        Bootstrap resamples for the 95% intervals of AUC and TPR at low FPR.
-    cache:
-        Reuse shadow models cached under ``$AISEC_CACHE/shadows`` (content-addressed).
-    batch_size_queries:
-        Inputs per query to the target.
+
+    Shared fields (``shadows``, the recipe ``hidden``, ``epochs``, ``lr``, ``batch_size``,
+    ``weight_decay``, and ``n_samples``, ``n_bootstrap``, ``cache``, ``batch_size_queries``):
+    :class:`~aisec.attacks.privacy.shadow_config.ShadowAttackConfig`.
     """
 
-    shadows: int = 8
     mode: Literal["online", "offline"] = "online"
     variance: Literal["per-example", "fixed"] = "fixed"
-    hidden: tuple[int, ...] | None = None
-    epochs: int = 20
-    lr: float = 1e-3
-    batch_size: int = 64
-    weight_decay: float = 0.0
-    n_samples: int | None = 500
-    n_bootstrap: int = 200
-    cache: bool = True
-    batch_size_queries: int = 512
 
     def __post_init__(self) -> None:
-        ints = ("shadows", "epochs", "batch_size", "n_bootstrap", "batch_size_queries")
-        check_config(self, "lira", integer=ints, positive=ints)
-        check_config(self, "lira", positive=("lr",), non_negative=("weight_decay",))
-        if self.shadows < 2:
-            raise ConfigError(f"lira.shadows: expected at least 2, got {self.shadows}")
+        self.check_shadow_fields("lira")
         if self.mode not in ("online", "offline"):
             raise ConfigError(f"lira.mode: {self.mode!r} is not allowed; allowed: online, offline")
         if self.variance not in ("per-example", "fixed"):
             raise ConfigError(f"lira.variance: {self.variance!r} is not allowed; allowed: per-example, fixed")
-        if self.n_samples is not None:
-            check_config(self, "lira", positive=("n_samples",), integer=("n_samples",))
-        if self.hidden is not None:
-            if isinstance(self.hidden, str) or not isinstance(self.hidden, list | tuple):
-                raise ConfigError(f"lira.hidden: expected a list of layer widths, got {self.hidden!r}")
-            object.__setattr__(self, "hidden", tuple(self.hidden))
-        self.recipe()  # checks the recipe's fields
-
-    def recipe(self) -> TrainingRecipe:
-        """The training recipe the attacker assumes."""
-        hidden = self.hidden if self.hidden is not None else (64,)
-        return TrainingRecipe(
-            hidden=hidden, epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, weight_decay=self.weight_decay
-        )
 
 
 def _gaussian_stats(phi: np.ndarray, mask: np.ndarray, fixed: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,8 @@ from scipy.special import expit
 from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
 from aisec.attacks.privacy.lira import _phi
 from aisec.attacks.privacy.metrics import bootstrap_intervals, membership_metrics
-from aisec.attacks.privacy.shadows import TrainingRecipe, shadow_models, stacked_phi
+from aisec.attacks.privacy.shadow_config import ShadowAttackConfig
+from aisec.attacks.privacy.shadows import shadow_models, stacked_phi
 from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.data.dataset import Dataset
 from aisec.errors import ConfigError, InputValidationError
@@ -21,7 +22,7 @@ from aisec.targets.base import TargetView
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class RMIAConfig:
+class RMIAConfig(ShadowAttackConfig):
     """Parameters of :class:`RMIA`.
 
     Attributes
@@ -41,58 +42,24 @@ class RMIAConfig:
     n_population:
         Population points z (known non-members, disjoint from the evaluation set); ``None``
         uses all of the split's population half.
-    hidden, epochs, lr, batch_size, weight_decay:
-        The target's training recipe as the grey-box attacker knows it (an MLP on flattened inputs).
-    n_samples:
-        Members and as many non-members to evaluate on; ``None`` uses all the split allows.
-    n_bootstrap:
-        Bootstrap resamples for the 95% intervals of AUC and TPR at low FPR.
-    cache:
-        Reuse shadow models cached under ``$AISEC_CACHE/shadows`` (content-addressed).
-    batch_size_queries:
-        Inputs per query to the target.
+
+    Shared fields (``shadows``, the recipe ``hidden``, ``epochs``, ``lr``, ``batch_size``,
+    ``weight_decay``, and ``n_samples``, ``n_bootstrap``, ``cache``, ``batch_size_queries``):
+    :class:`~aisec.attacks.privacy.shadow_config.ShadowAttackConfig`.
     """
 
-    shadows: int = 8
     mode: Literal["online", "offline"] = "online"
     a: float = 0.3
     gamma: float = 1.0
     n_population: int | None = None
-    hidden: tuple[int, ...] | None = None
-    epochs: int = 20
-    lr: float = 1e-3
-    batch_size: int = 64
-    weight_decay: float = 0.0
-    n_samples: int | None = 500
-    n_bootstrap: int = 200
-    cache: bool = True
-    batch_size_queries: int = 512
 
     def __post_init__(self) -> None:
-        ints = ("shadows", "epochs", "batch_size", "n_bootstrap", "batch_size_queries")
-        check_config(self, "rmia", integer=ints, positive=ints)
-        check_config(self, "rmia", positive=("lr", "gamma"), non_negative=("weight_decay", "a"))
-        if self.shadows < 2:
-            raise ConfigError(f"rmia.shadows: expected at least 2, got {self.shadows}")
+        self.check_shadow_fields("rmia")
+        check_config(self, "rmia", positive=("gamma",), non_negative=("a",), counts=("n_population",))
         if self.mode not in ("online", "offline"):
             raise ConfigError(f"rmia.mode: {self.mode!r} is not allowed; allowed: online, offline")
         if self.a > 1:
             raise ConfigError(f"rmia.a: expected a value in [0, 1], got {self.a}")
-        for name in ("n_samples", "n_population"):
-            if getattr(self, name) is not None:
-                check_config(self, "rmia", positive=(name,), integer=(name,))
-        if self.hidden is not None:
-            if isinstance(self.hidden, str) or not isinstance(self.hidden, list | tuple):
-                raise ConfigError(f"rmia.hidden: expected a list of layer widths, got {self.hidden!r}")
-            object.__setattr__(self, "hidden", tuple(self.hidden))
-        self.recipe()  # checks the recipe's fields
-
-    def recipe(self) -> TrainingRecipe:
-        """The training recipe the attacker assumes (LiRA's, so both share cached shadows)."""
-        hidden = self.hidden if self.hidden is not None else (64,)
-        return TrainingRecipe(
-            hidden=hidden, epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, weight_decay=self.weight_decay
-        )
 
 
 def marginal_probability(p_ref: np.ndarray, in_mask: np.ndarray, *, online: bool, a: float) -> np.ndarray:

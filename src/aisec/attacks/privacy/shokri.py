@@ -8,9 +8,10 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
+from aisec.attacks.base import Attack, AttackContext, AttackResult
 from aisec.attacks.privacy.metrics import bootstrap_intervals, membership_metrics
-from aisec.attacks.privacy.shadows import StackedMLP, TrainingRecipe, shadow_models, true_class_logit
+from aisec.attacks.privacy.shadow_config import ShadowAttackConfig
+from aisec.attacks.privacy.shadows import StackedMLP, shadow_models, true_class_logit
 from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.data.dataset import Dataset
 from aisec.errors import ConfigError, InputValidationError
@@ -21,7 +22,7 @@ ATTACK_MODELS = ("gbdt", "logistic", "mlp")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class ShokriConfig:
+class ShokriConfig(ShadowAttackConfig):
     """Parameters of :class:`ShadowModelAttack`.
 
     Attributes
@@ -35,57 +36,23 @@ class ShokriConfig:
     attack_model:
         The in/out classifier: ``"gbdt"`` (histogram gradient boosting, the default),
         ``"logistic"`` or ``"mlp"`` (a small neural network, as in the paper).
-    hidden, epochs, lr, batch_size, weight_decay:
-        The target's training recipe as the grey-box attacker knows it (an MLP on flattened inputs).
-    n_samples:
-        Members and as many non-members to evaluate on; ``None`` uses all the split allows.
-    n_bootstrap:
-        Bootstrap resamples for the 95% intervals of AUC and TPR at low FPR.
-    cache:
-        Reuse shadow models cached under ``$AISEC_CACHE/shadows`` (content-addressed, shared with ``lira``).
-    batch_size_queries:
-        Inputs per query to the target.
+
+    Shared fields (``shadows``, the recipe ``hidden``, ``epochs``, ``lr``, ``batch_size``,
+    ``weight_decay``, and ``n_samples``, ``n_bootstrap``, ``cache``, ``batch_size_queries``):
+    :class:`~aisec.attacks.privacy.shadow_config.ShadowAttackConfig`.
     """
 
-    shadows: int = 8
     per_class: bool = True
     attack_model: Literal["gbdt", "logistic", "mlp"] = "gbdt"
-    hidden: tuple[int, ...] | None = None
-    epochs: int = 20
-    lr: float = 1e-3
-    batch_size: int = 64
-    weight_decay: float = 0.0
-    n_samples: int | None = 500
-    n_bootstrap: int = 200
-    cache: bool = True
-    batch_size_queries: int = 512
 
     def __post_init__(self) -> None:
-        ints = ("shadows", "epochs", "batch_size", "n_bootstrap", "batch_size_queries")
-        check_config(self, "shokri", integer=ints, positive=ints)
-        check_config(self, "shokri", positive=("lr",), non_negative=("weight_decay",))
-        if self.shadows < 2:
-            raise ConfigError(f"shokri.shadows: expected at least 2, got {self.shadows}")
+        self.check_shadow_fields("shokri")
         if not isinstance(self.per_class, bool):
             raise ConfigError(f"shokri.per_class: expected true or false, got {self.per_class!r}")
         if self.attack_model not in ATTACK_MODELS:
             raise ConfigError(
                 f"shokri.attack_model: {self.attack_model!r} is not allowed; allowed: {', '.join(ATTACK_MODELS)}"
             )
-        if self.n_samples is not None:
-            check_config(self, "shokri", positive=("n_samples",), integer=("n_samples",))
-        if self.hidden is not None:
-            if isinstance(self.hidden, str) or not isinstance(self.hidden, list | tuple):
-                raise ConfigError(f"shokri.hidden: expected a list of layer widths, got {self.hidden!r}")
-            object.__setattr__(self, "hidden", tuple(self.hidden))
-        self.recipe()  # checks the recipe's fields
-
-    def recipe(self) -> TrainingRecipe:
-        """The training recipe the attacker assumes."""
-        hidden = self.hidden if self.hidden is not None else (64,)
-        return TrainingRecipe(
-            hidden=hidden, epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, weight_decay=self.weight_decay
-        )
 
 
 def attack_features(probs: torch.Tensor, y: torch.Tensor) -> np.ndarray:

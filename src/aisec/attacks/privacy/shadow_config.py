@@ -1,0 +1,71 @@
+"""The configuration every shadow-model membership attack shares (``lira``, ``rmia``, ``shokri``).
+
+The grey-box attacker knows the target's training recipe and trains shadows with it; the
+attacks then differ only in how they score a point. Keeping the recipe and evaluation fields in
+one frozen dataclass means the same recipe gives the same cache key, so the three attacks share
+their cached shadows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aisec.attacks.base import check_config
+from aisec.attacks.privacy.shadows import TrainingRecipe
+from aisec.errors import ConfigError
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ShadowAttackConfig:
+    """Fields of every shadow-model attack's config.
+
+    Attributes
+    ----------
+    shadows:
+        Shadow models (complementary random halves of the attacker's data, so every point is IN
+        for half of them). The default 8 keeps an assessment to seconds; the benchmark uses 16.
+    hidden, epochs, lr, batch_size, weight_decay:
+        The target's training recipe as the grey-box attacker knows it (an MLP on flattened inputs).
+    n_samples:
+        Members and as many non-members to evaluate on; ``None`` uses all the split allows.
+    n_bootstrap:
+        Bootstrap resamples for the 95% intervals of AUC and TPR at low FPR.
+    cache:
+        Reuse shadow models cached under ``$AISEC_CACHE/shadows`` (content-addressed).
+    batch_size_queries:
+        Inputs per query to the target.
+    """
+
+    shadows: int = 8
+    hidden: tuple[int, ...] | None = None
+    epochs: int = 20
+    lr: float = 1e-3
+    batch_size: int = 64
+    weight_decay: float = 0.0
+    n_samples: int | None = 500
+    n_bootstrap: int = 200
+    cache: bool = True
+    batch_size_queries: int = 512
+
+    def check_shadow_fields(self, name: str) -> None:
+        """The shared ``__post_init__`` checks; ``name`` prefixes the error (``lira.epochs: ...``)."""
+        ints = ("shadows", "epochs", "batch_size", "n_bootstrap", "batch_size_queries")
+        check_config(self, name, integer=ints, positive=ints, counts=("n_samples",))
+        check_config(self, name, positive=("lr",), non_negative=("weight_decay",))
+        if self.shadows < 2:
+            raise ConfigError(f"{name}.shadows: expected at least 2, got {self.shadows}")
+        if self.hidden is not None:
+            if isinstance(self.hidden, str) or not isinstance(self.hidden, list | tuple):
+                raise ConfigError(f"{name}.hidden: expected a list of layer widths, got {self.hidden!r}")
+            object.__setattr__(self, "hidden", tuple(self.hidden))
+        self.recipe()  # checks the recipe's fields
+
+    def recipe(self) -> TrainingRecipe:
+        """The training recipe the attacker assumes (the same for every shadow attack, so shadows are shared)."""
+        hidden = self.hidden if self.hidden is not None else (64,)
+        return TrainingRecipe(
+            hidden=hidden, epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, weight_decay=self.weight_decay
+        )
+
+
+__all__ = ["ShadowAttackConfig"]
