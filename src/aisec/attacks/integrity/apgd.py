@@ -64,8 +64,7 @@ class APGDConfig:
             raise ConfigError(f"apgd.norm: {self.norm!r} is not allowed; allowed: linf, l2")
         if self.loss not in ("ce", "dlr", "dlr-targeted"):
             raise ConfigError(f"apgd.loss: {self.loss!r} is not allowed; allowed: ce, dlr, dlr-targeted")
-        if self.n_samples is not None:
-            check_config(self, "apgd", integer=("n_samples",), positive=("n_samples",))
+        check_config(self, "apgd", counts=("n_samples",))
 
 
 def checkpoints(steps: int) -> list[int]:

@@ -54,8 +54,7 @@ class CWConfig:
     def __post_init__(self) -> None:
         ints = ("steps", "binary_steps", "batch_size")
         check_config(self, "cw", integer=ints, positive=(*ints, "initial_c", "lr"), non_negative=("confidence",))
-        if self.n_samples is not None:
-            check_config(self, "cw", integer=("n_samples",), positive=("n_samples",))
+        check_config(self, "cw", counts=("n_samples",))
 
 
 def _margin(logits: torch.Tensor, label: torch.Tensor, targeted: bool) -> torch.Tensor:

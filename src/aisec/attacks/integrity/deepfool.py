@@ -63,8 +63,7 @@ class DeepFoolConfig:
                 raise ConfigError(f"deepfool.candidates: expected an integer >= 2, got {self.candidates!r}")
         if self.eps is not None:
             check_config(self, "deepfool", non_negative=("eps",))
-        if self.n_samples is not None:
-            check_config(self, "deepfool", integer=("n_samples",), positive=("n_samples",))
+        check_config(self, "deepfool", counts=("n_samples",))
 
 
 def _bc(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

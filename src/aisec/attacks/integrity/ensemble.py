@@ -72,8 +72,7 @@ class RobustEvalConfig:
         check_config(self, "robust-eval", integer=ints, positive=ints)
         if self.norm not in ("linf", "l2"):
             raise ConfigError(f"robust-eval.norm: {self.norm!r} is not allowed; allowed: linf, l2")
-        if self.n_samples is not None:
-            check_config(self, "robust-eval", integer=("n_samples",), positive=("n_samples",))
+        check_config(self, "robust-eval", counts=("n_samples",))
         for name in ("eps", "attacks"):
             value = getattr(self, name)
             if value is None:

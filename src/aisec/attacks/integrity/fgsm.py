@@ -39,8 +39,7 @@ class FGSMConfig:
 
     def __post_init__(self) -> None:
         check_config(self, "fgsm", non_negative=("eps",), positive=("batch_size",), integer=("batch_size",))
-        if self.n_samples is not None:
-            check_config(self, "fgsm", positive=("n_samples",), integer=("n_samples",))
+        check_config(self, "fgsm", counts=("n_samples",))
 
 
 def fgsm_perturb(

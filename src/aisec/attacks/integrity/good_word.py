@@ -82,8 +82,7 @@ class GoodWordConfig:
             raise ConfigError(
                 f"good-word.word_source: {self.word_source!r} is not allowed; allowed: {', '.join(_SOURCES)}"
             )
-        if self.n_samples is not None:
-            check_config(self, "good-word", integer=("n_samples",), positive=("n_samples",))
+        check_config(self, "good-word", counts=("n_samples",))
 
 
 def words_of(text: str) -> list[str]:

@@ -55,12 +55,10 @@ class HopSkipJumpConfig:
         check_config(self, "hopskipjump", integer=ints, positive=ints)
         if self.norm not in ("l2", "linf"):
             raise ConfigError(f"hopskipjump.norm: {self.norm!r} is not allowed; allowed: l2, linf")
-        if self.queries_per_input is not None:
-            check_config(self, "hopskipjump", integer=("queries_per_input",), positive=("queries_per_input",))
+        check_config(self, "hopskipjump", counts=("queries_per_input",))
         if self.eps is not None:
             check_config(self, "hopskipjump", non_negative=("eps",))
-        if self.n_samples is not None:
-            check_config(self, "hopskipjump", integer=("n_samples",), positive=("n_samples",))
+        check_config(self, "hopskipjump", counts=("n_samples",))
 
 
 #: Fewest queries per input worth spending: the clean query, the first boundary search and one round.

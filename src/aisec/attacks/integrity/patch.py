@@ -54,8 +54,7 @@ class PatchConfig:
             raise ConfigError(f"patch.min_size: expected at most max_size={self.max_size}, got {self.min_size}")
         if self.target_class is not None:
             check_config(self, "patch", integer=("target_class",), non_negative=("target_class",))
-        if self.n_samples is not None:
-            check_config(self, "patch", integer=("n_samples",), positive=("n_samples",))
+        check_config(self, "patch", counts=("n_samples",))
 
 
 def paste(x: torch.Tensor, patch: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:

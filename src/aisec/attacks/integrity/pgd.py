@@ -60,8 +60,7 @@ class PGDConfig:
             raise ConfigError(f"pgd.norm: {self.norm!r} is not allowed; allowed: linf, l2")
         if self.alpha is not None:
             check_config(self, "pgd", positive=("alpha",))
-        if self.n_samples is not None:
-            check_config(self, "pgd", integer=("n_samples",), positive=("n_samples",))
+        check_config(self, "pgd", counts=("n_samples",))
 
 
 def _l2(v: torch.Tensor) -> torch.Tensor:

@@ -52,8 +52,7 @@ class SquareConfig:
         if self.queries_per_input < 2:
             raise ConfigError(f"square.queries_per_input: expected an integer >= 2, got {self.queries_per_input!r}")
         check_config(self, "square", unit=("p_init",), positive=("p_init",))
-        if self.n_samples is not None:
-            check_config(self, "square", integer=("n_samples",), positive=("n_samples",))
+        check_config(self, "square", counts=("n_samples",))
 
 
 def margin_loss(probs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -58,8 +58,7 @@ class TransferConfig:
             raise ConfigError(f"transfer.norm: {self.norm!r} is not allowed; allowed: linf, l2")
         if self.surrogate not in ("auto", "mlp", "cnn"):
             raise ConfigError(f"transfer.surrogate: {self.surrogate!r} is not allowed; allowed: auto, mlp, cnn")
-        if self.pool_size is not None:
-            check_config(self, "transfer", integer=("pool_size",), positive=("pool_size",))
+        check_config(self, "transfer", counts=("pool_size",))
 
 
 def make_surrogate(kind: str, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:

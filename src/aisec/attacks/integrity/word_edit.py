@@ -55,8 +55,7 @@ class WordEditConfig:
             raise ConfigError(f"word-edit.mode: {self.mode!r} is not allowed; allowed: {', '.join(_MODES)}")
         if self.source_class is not None:
             check_config(self, "word-edit", integer=("source_class",), non_negative=("source_class",))
-        if self.n_samples is not None:
-            check_config(self, "word-edit", integer=("n_samples",), positive=("n_samples",))
+        check_config(self, "word-edit", counts=("n_samples",))
 
 
 def char_variants(word: str) -> list[str]:
