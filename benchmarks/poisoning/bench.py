@@ -331,6 +331,7 @@ def spam(seed: int = 0) -> dict[str, Any]:
         ("aisec-spectral-pipeline-features", "spectral", {"representation": "penultimate"}),
         ("aisec-isolation-forest", "isolation-forest", {}),
         ("aisec-confident-learning", "confident-learning", {}),
+        ("aisec-token-trigger", "token-trigger", {}),
     ]:
         det = get_detector(name, **params).detect(
             ps.x, ps.y, model=est if name != "confident-learning" else pipe, seed=seed

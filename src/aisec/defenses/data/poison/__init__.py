@@ -18,6 +18,7 @@ from aisec.defenses.data.poison.evaluate import (
 from aisec.defenses.data.poison.isolation import IsolationConfig, IsolationOutliers
 from aisec.defenses.data.poison.scan import DEFAULT_DETECTORS, ScanRow, load_training_npz, scan
 from aisec.defenses.data.poison.spectral import SpectralConfig, SpectralSignatures
+from aisec.defenses.data.poison.token_trigger import TokenTrigger, TokenTriggerConfig
 
 __all__ = [
     "DEFAULT_DETECTORS",
@@ -34,6 +35,8 @@ __all__ = [
     "ScanRow",
     "SpectralConfig",
     "SpectralSignatures",
+    "TokenTrigger",
+    "TokenTriggerConfig",
     "detectors",
     "evaluate_detection",
     "get_detector",
