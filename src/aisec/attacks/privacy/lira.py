@@ -11,11 +11,17 @@ from scipy.stats import norm
 
 from aisec.attacks.base import Attack, AttackContext, AttackResult
 from aisec.attacks.privacy.metrics import bootstrap_intervals, membership_metrics
-from aisec.attacks.privacy.shadow_config import ShadowAttackConfig
-from aisec.attacks.privacy.shadows import shadow_models, stacked_phi, true_class_logit
+from aisec.attacks.privacy.shadow_config import (
+    ShadowAttackConfig,
+    attacker_pool,
+    resolution_flags,
+    shadow_evidence,
+    train_shadows,
+)
+from aisec.attacks.privacy.shadows import stacked_phi, true_class_logit
 from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.data.dataset import Dataset
-from aisec.errors import ConfigError, InputValidationError
+from aisec.errors import ConfigError
 from aisec.registry import register_attack
 from aisec.targets.base import TargetView
 
@@ -121,28 +127,15 @@ class LiRA(Attack):
 
     def _run(self, view: TargetView, data: Dataset, ctx: AttackContext) -> AttackResult:
         cfg: LiRAConfig = self.config
-        if not isinstance(data.x_train, torch.Tensor) or not isinstance(data.x_test, torch.Tensor):
-            raise InputValidationError("data", "numeric inputs (tensors)", "text")
+        pool_x, pool_y = attacker_pool(data)
         split = data.membership_split(cfg.n_samples, ctx.seed)
         (x_in, y_in), (x_out, y_out) = split.members, split.non_members
         n_tr = len(data.y_train)
-        pool_x = torch.cat([data.x_train, data.x_test]).float()
-        pool_y = torch.cat([data.y_train, data.y_test])
         cand = np.concatenate([split.indices["members_train"], n_tr + split.indices["non_members_test"]])
         total = len(cand) + 1
         phi_t = np.concatenate([_phi(view, x, y, cfg.batch_size_queries) for x, y in ((x_in, y_in), (x_out, y_out))])
         ctx.step(1, total)
-        shadows = shadow_models(
-            pool_x,
-            pool_y,
-            view.n_classes,
-            cfg.recipe(),
-            cfg.shadows,
-            ctx.seed,
-            cache=cfg.cache,
-            device=view.device,
-            executor=ctx.executor,
-        )
+        shadows = train_shadows(cfg, view, ctx, pool_x, pool_y)
         cand_t = torch.as_tensor(cand, dtype=torch.long)
         phi_s = stacked_phi(shadows.model, pool_x[cand_t], pool_y[cand_t])
         in_mask = shadows.in_mask[:, cand_t].numpy()
@@ -161,12 +154,7 @@ class LiRA(Attack):
             "shadow_key": shadows.key,
             "attacker_pool_size": len(pool_y),
         }
-        flags = []
-        if metrics["min_resolvable_fpr"] > 0.001:
-            flags.append(
-                f"only {len(y_out)} non-members: FPRs below {metrics['min_resolvable_fpr']:.2%} are not resolved, "
-                "so TPR at 0.1% FPR is the TPR at zero false positives"
-            )
+        flags = resolution_flags(metrics, len(y_out))
         summary = (
             f"LiRA ({cfg.mode}, {cfg.variance} variance, {cfg.shadows} shadows): "
             f"TPR {metrics['tpr_at_0.1pct_fpr']:.1%} at 0.1% FPR "
@@ -182,9 +170,7 @@ class LiRA(Attack):
             "phi_shadows": phi_s,
             "shadow_in_mask": in_mask,
             # run-dependent, so evidence rather than metrics (metrics repeat exactly for a seed)
-            "seconds_per_shadow": np.array(shadows.seconds_per_shadow),
-            "shadows_from_cache": np.array(shadows.from_cache),
-            **{k: np.array(v) for k, v in shadows.cost().items()},
+            **shadow_evidence(shadows),
             **{f"idx_{k}": v for k, v in split.indices.items() if k != "population_test"},
         }
         return AttackResult(metrics=metrics, summary=summary, flags=flags, arrays=arrays)

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
+from aisec.attacks.privacy.shadow_config import attacker_pool
 from aisec.attacks.privacy.shadows import StackedMLP, TrainingRecipe, train_stacked
 from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.data.dataset import Dataset
@@ -215,10 +216,7 @@ class PropertyInference(Attack):
 
     def _run(self, view: TargetView, data: Dataset, ctx: AttackContext) -> AttackResult:
         cfg: PropertyInferenceConfig = self.config
-        if not isinstance(data.x_train, torch.Tensor) or not isinstance(data.x_test, torch.Tensor):
-            raise InputValidationError("data", "numeric inputs (tensors)", "text")
-        pool_x = torch.cat([data.x_train, data.x_test]).float()
-        pool_y = torch.cat([data.y_train, data.y_test])
+        pool_x, pool_y = attacker_pool(data)
         flat = pool_x.reshape(len(pool_x), -1)
         if cfg.property == "class-share":
             if cfg.property_class >= view.n_classes:

@@ -12,8 +12,14 @@ from scipy.special import expit
 from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
 from aisec.attacks.privacy.lira import _phi
 from aisec.attacks.privacy.metrics import bootstrap_intervals, membership_metrics
-from aisec.attacks.privacy.shadow_config import ShadowAttackConfig
-from aisec.attacks.privacy.shadows import shadow_models, stacked_phi
+from aisec.attacks.privacy.shadow_config import (
+    ShadowAttackConfig,
+    attacker_pool,
+    resolution_flags,
+    shadow_evidence,
+    train_shadows,
+)
+from aisec.attacks.privacy.shadows import stacked_phi
 from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.data.dataset import Dataset
 from aisec.errors import ConfigError, InputValidationError
@@ -146,8 +152,7 @@ class RMIA(Attack):
 
     def _run(self, view: TargetView, data: Dataset, ctx: AttackContext) -> AttackResult:
         cfg: RMIAConfig = self.config
-        if not isinstance(data.x_train, torch.Tensor) or not isinstance(data.x_test, torch.Tensor):
-            raise InputValidationError("data", "numeric inputs (tensors)", "text")
+        pool_x, pool_y = attacker_pool(data)
         split = data.membership_split(cfg.n_samples, ctx.seed)
         (x_in, y_in), (x_out, y_out) = split.members, split.non_members
         pop = split.indices["population_test"]
@@ -156,8 +161,6 @@ class RMIA(Attack):
         if len(pop) == 0:
             raise InputValidationError("data", "held-out points for a population sample", "none")
         n_tr = len(data.y_train)
-        pool_x = torch.cat([data.x_train, data.x_test]).float()
-        pool_y = torch.cat([data.y_train, data.y_test])
         cand = np.concatenate([split.indices["members_train"], n_tr + split.indices["non_members_test"]])
         z_idx = torch.as_tensor(n_tr + pop, dtype=torch.long)
         total = len(cand) + len(pop) + 1
@@ -165,17 +168,7 @@ class RMIA(Attack):
         phi_t = np.concatenate([_phi(view, x, y, q) for x, y in ((x_in, y_in), (x_out, y_out))])
         phi_tz = _phi(view, pool_x[z_idx], pool_y[z_idx], q)
         ctx.step(1, total)
-        shadows = shadow_models(
-            pool_x,
-            pool_y,
-            view.n_classes,
-            cfg.recipe(),
-            cfg.shadows,
-            ctx.seed,
-            cache=cfg.cache,
-            device=view.device,
-            executor=ctx.executor,
-        )
+        shadows = train_shadows(cfg, view, ctx, pool_x, pool_y)
         cand_t = torch.as_tensor(cand, dtype=torch.long)
         p_ref = _true_prob(stacked_phi(shadows.model, pool_x[cand_t], pool_y[cand_t]))
         p_ref_z = _true_prob(stacked_phi(shadows.model, pool_x[z_idx], pool_y[z_idx]))
@@ -204,12 +197,7 @@ class RMIA(Attack):
             "shadow_key": shadows.key,
             "attacker_pool_size": len(pool_y),
         }
-        flags = []
-        if metrics["min_resolvable_fpr"] > 0.001:
-            flags.append(
-                f"only {len(y_out)} non-members: FPRs below {metrics['min_resolvable_fpr']:.2%} are not resolved, "
-                "so TPR at 0.1% FPR is the TPR at zero false positives"
-            )
+        flags = resolution_flags(metrics, len(y_out))
         summary = (
             f"RMIA ({cfg.mode}, {cfg.shadows} reference models, {len(pop)} population points): "
             f"TPR {metrics['tpr_at_0.1pct_fpr']:.1%} at 0.1% FPR "
@@ -225,9 +213,7 @@ class RMIA(Attack):
             "phi_target_population": phi_tz,
             "idx_population_test": pop,
             "shadow_in_mask": in_mask,
-            "seconds_per_shadow": np.array(shadows.seconds_per_shadow),
-            "shadows_from_cache": np.array(shadows.from_cache),
-            **{k: np.array(v) for k, v in shadows.cost().items()},
+            **shadow_evidence(shadows),
             **{f"idx_{k}": v for k, v in split.indices.items() if k != "population_test"},
         }
         return AttackResult(metrics=metrics, summary=summary, flags=flags, arrays=arrays)

@@ -1,18 +1,24 @@
-"""The configuration every shadow-model membership attack shares (``lira``, ``rmia``, ``shokri``).
+"""What every shadow-model membership attack shares (``lira``, ``rmia``, ``shokri``).
 
-The grey-box attacker knows the target's training recipe and trains shadows with it; the
-attacks then differ only in how they score a point. Keeping the recipe and evaluation fields in
-one frozen dataclass means the same recipe gives the same cache key, so the three attacks share
-their cached shadows.
+The grey-box attacker knows the target's training recipe and trains shadows with it on its data
+sample; the attacks then differ only in how they score a point. The config fields, the attacker's
+pool, the shadow training (cache, executor) and the evidence of its cost live here once, so the
+same recipe gives the same cache key and the three attacks share their cached shadows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from aisec.attacks.base import check_config
-from aisec.attacks.privacy.shadows import TrainingRecipe
-from aisec.errors import ConfigError
+import numpy as np
+import torch
+
+from aisec.attacks.base import AttackContext, check_config
+from aisec.attacks.privacy.shadows import ShadowSet, TrainingRecipe, shadow_models
+from aisec.data.dataset import Dataset
+from aisec.errors import ConfigError, InputValidationError
+from aisec.targets.base import TargetView
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -68,4 +74,47 @@ class ShadowAttackConfig:
         )
 
 
-__all__ = ["ShadowAttackConfig"]
+def attacker_pool(data: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """The attacker's data sample: the train and test splits together, as in Carlini et al.'s evaluation."""
+    if not isinstance(data.x_train, torch.Tensor) or not isinstance(data.x_test, torch.Tensor):
+        raise InputValidationError("data", "numeric inputs (tensors)", "text")
+    return torch.cat([data.x_train, data.x_test]).float(), torch.cat([data.y_train, data.y_test])
+
+
+def train_shadows(
+    cfg: ShadowAttackConfig, view: TargetView, ctx: AttackContext, pool_x: torch.Tensor, pool_y: torch.Tensor
+) -> ShadowSet:
+    """The config's shadows on the pool: cached, on the run's executor, on the target's device."""
+    return shadow_models(
+        pool_x,
+        pool_y,
+        view.n_classes,
+        cfg.recipe(),
+        cfg.shadows,
+        ctx.seed,
+        cache=cfg.cache,
+        device=view.device,
+        executor=ctx.executor,
+    )
+
+
+def shadow_evidence(shadows: ShadowSet) -> dict[str, np.ndarray]:
+    """The training cost as evidence arrays: it depends on the run (cache, load), so it stays out of metrics."""
+    return {
+        "seconds_per_shadow": np.array(shadows.seconds_per_shadow),
+        "shadows_from_cache": np.array(shadows.from_cache),
+        **{k: np.array(v) for k, v in shadows.cost().items()},
+    }
+
+
+def resolution_flags(metrics: dict[str, Any], n_non_members: int) -> list[str]:
+    """A flag when the evaluation set is too small to resolve 0.1% FPR."""
+    if metrics["min_resolvable_fpr"] <= 0.001:
+        return []
+    return [
+        f"only {n_non_members} non-members: FPRs below {metrics['min_resolvable_fpr']:.2%} are not resolved, "
+        "so TPR at 0.1% FPR is the TPR at zero false positives"
+    ]
+
+
+__all__ = ["ShadowAttackConfig", "attacker_pool", "resolution_flags", "shadow_evidence", "train_shadows"]

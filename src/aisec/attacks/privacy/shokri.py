@@ -10,11 +10,17 @@ import torch
 
 from aisec.attacks.base import Attack, AttackContext, AttackResult
 from aisec.attacks.privacy.metrics import bootstrap_intervals, membership_metrics
-from aisec.attacks.privacy.shadow_config import ShadowAttackConfig
-from aisec.attacks.privacy.shadows import StackedMLP, shadow_models, true_class_logit
+from aisec.attacks.privacy.shadow_config import (
+    ShadowAttackConfig,
+    attacker_pool,
+    resolution_flags,
+    shadow_evidence,
+    train_shadows,
+)
+from aisec.attacks.privacy.shadows import StackedMLP, true_class_logit
 from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.data.dataset import Dataset
-from aisec.errors import ConfigError, InputValidationError
+from aisec.errors import ConfigError
 from aisec.registry import register_attack
 from aisec.targets.base import TargetView
 
@@ -158,21 +164,16 @@ class ShadowModelAttack(Attack):
 
     def _run(self, view: TargetView, data: Dataset, ctx: AttackContext) -> AttackResult:
         cfg: ShokriConfig = self.config
-        if not isinstance(data.x_train, torch.Tensor) or not isinstance(data.x_test, torch.Tensor):
-            raise InputValidationError("data", "numeric inputs (tensors)", "text")
+        pool_x, pool_y = attacker_pool(data)
         split = data.membership_split(cfg.n_samples, ctx.seed)
         (x_in, y_in), (x_out, y_out) = split.members, split.non_members
-        pool_x = torch.cat([data.x_train, data.x_test]).float()
-        pool_y = torch.cat([data.y_train, data.y_test])
         n_classes = view.n_classes
         f_target = np.concatenate(
             [_answers(view, x, y, cfg.batch_size_queries) for x, y in ((x_in, y_in), (x_out, y_out))]
         )
         c_target = torch.cat([y_in, y_out]).numpy()
         ctx.step(1, 3)
-        shadows = shadow_models(
-            pool_x, pool_y, n_classes, cfg.recipe(), cfg.shadows, ctx.seed, cache=cfg.cache, device=view.device
-        )
+        shadows = train_shadows(cfg, view, ctx, pool_x, pool_y)
         ctx.step(2, 3)
         feats = _shadow_features(shadows.model, pool_x, pool_y)  # (K, N, C + 1)
         labels = shadows.in_mask.numpy().reshape(-1).astype(int)
@@ -194,12 +195,7 @@ class ShadowModelAttack(Attack):
             "shadow_key": shadows.key,
             "attacker_pool_size": len(pool_y),
         }
-        flags = []
-        if metrics["min_resolvable_fpr"] > 0.001:
-            flags.append(
-                f"only {len(y_out)} non-members: FPRs below {metrics['min_resolvable_fpr']:.2%} are not resolved, "
-                "so TPR at 0.1% FPR is the TPR at zero false positives"
-            )
+        flags = resolution_flags(metrics, len(y_out))
         if cfg.per_class and len(models) < n_classes:
             flags.append(f"{n_classes - len(models)} classes had no in/out answers to learn from: scored 0.5")
         summary = (
@@ -214,8 +210,7 @@ class ShadowModelAttack(Attack):
             "scores_members": s_in,
             "scores_non_members": s_out,
             "features_target": f_target,
-            "seconds_per_shadow": np.array(shadows.seconds_per_shadow),
-            "shadows_from_cache": np.array(shadows.from_cache),
+            **shadow_evidence(shadows),
             **{f"idx_{k}": v for k, v in split.indices.items() if k != "population_test"},
         }
         return AttackResult(metrics=metrics, summary=summary, flags=flags, arrays=arrays)
