@@ -9,9 +9,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
-from aisec.attacks.integrity.common import evasion_inputs
-from aisec.core.goals import Capability, Goal, Knowledge, Modality
+from aisec.attacks.base import AttackContext, AttackResult, check_config
+from aisec.attacks.integrity.common import WhiteBoxEvasion, evasion_inputs
 from aisec.data.dataset import Dataset
 from aisec.errors import ConfigError
 from aisec.registry import register_attack
@@ -239,7 +238,7 @@ def apgd_attack(
 
 
 @register_attack
-class APGD(Attack):
+class APGD(WhiteBoxEvasion):
     """Auto-PGD (Croce and Hein 2020, Reliable evaluation of adversarial robustness with an ensemble
     of diverse parameter-free attacks, arXiv:2003.01690).
 
@@ -250,15 +249,7 @@ class APGD(Attack):
     """
 
     name = "apgd"
-    goal = Goal.INTEGRITY
-    needs = frozenset({Capability.GRADIENTS})
-    modalities = frozenset({Modality.IMAGE, Modality.TABULAR})
-    knowledge = Knowledge.WHITE_BOX
-    atlas = "AML.T0043.000"
-    owasp = "ML01"
     paper = "Croce and Hein 2020, Reliable evaluation of adversarial robustness, arXiv:2003.01690"
-    headline = "robust_accuracy"
-    worse_when = "lower"
     Config = APGDConfig
 
     def _run(self, view: TargetView, data: Dataset, ctx: AttackContext) -> AttackResult:

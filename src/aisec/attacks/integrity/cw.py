@@ -7,9 +7,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
-from aisec.attacks.integrity.common import evasion_inputs
-from aisec.core.goals import Capability, Goal, Knowledge, Modality
+from aisec.attacks.base import AttackContext, AttackResult, check_config
+from aisec.attacks.integrity.common import WhiteBoxEvasion, evasion_inputs
 from aisec.data.dataset import Dataset
 from aisec.registry import register_attack
 from aisec.targets.base import TargetView
@@ -139,7 +138,7 @@ def cw_l2(
 
 
 @register_attack
-class CarliniWagnerL2(Attack):
+class CarliniWagnerL2(WhiteBoxEvasion):
     """Carlini and Wagner's L2 attack (Carlini and Wagner 2017, Towards Evaluating the Robustness of
     Neural Networks, arXiv:1608.04644).
 
@@ -150,15 +149,8 @@ class CarliniWagnerL2(Attack):
     """
 
     name = "cw"
-    goal = Goal.INTEGRITY
-    needs = frozenset({Capability.GRADIENTS})
-    modalities = frozenset({Modality.IMAGE, Modality.TABULAR})
-    knowledge = Knowledge.WHITE_BOX
-    atlas = "AML.T0043.000"
-    owasp = "ML01"
     paper = "Carlini and Wagner 2017, Towards Evaluating the Robustness of Neural Networks, arXiv:1608.04644"
     headline = "median_l2"
-    worse_when = "lower"
     Config = CWConfig
 
     def _run(self, view: TargetView, data: Dataset, ctx: AttackContext) -> AttackResult:

@@ -7,9 +7,8 @@ from typing import Literal
 
 import torch
 
-from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
-from aisec.attacks.integrity.common import evasion_inputs
-from aisec.core.goals import Capability, Goal, Knowledge, Modality
+from aisec.attacks.base import AttackContext, AttackResult, check_config
+from aisec.attacks.integrity.common import WhiteBoxEvasion, evasion_inputs
 from aisec.data.dataset import Dataset
 from aisec.errors import ConfigError
 from aisec.registry import register_attack
@@ -151,7 +150,7 @@ def deepfool(
 
 
 @register_attack
-class DeepFool(Attack):
+class DeepFool(WhiteBoxEvasion):
     """DeepFool (Moosavi-Dezfooli, Fawzi and Frossard 2016, arXiv:1511.04599).
 
     A white-box attack that looks for the *smallest* perturbation changing the label: it
@@ -164,18 +163,10 @@ class DeepFool(Attack):
     """
 
     name = "deepfool"
-    goal = Goal.INTEGRITY
-    needs = frozenset({Capability.GRADIENTS})
-    modalities = frozenset({Modality.IMAGE, Modality.TABULAR})
-    knowledge = Knowledge.WHITE_BOX
-    atlas = "AML.T0043.000"
-    owasp = "ML01"
     paper = (
         "Moosavi-Dezfooli, Fawzi and Frossard 2016, DeepFool: a simple and accurate method to fool deep "
         "neural networks, arXiv:1511.04599"
     )
-    headline = "robust_accuracy"
-    worse_when = "lower"
     Config = DeepFoolConfig
 
     def _run(self, view: TargetView, data: Dataset, ctx: AttackContext) -> AttackResult:

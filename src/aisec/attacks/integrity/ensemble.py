@@ -10,13 +10,13 @@ from typing import Any, Literal
 
 import torch
 
-from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
+from aisec.attacks.base import AttackContext, AttackResult, check_config
 from aisec.attacks.integrity.apgd import apgd_attack
-from aisec.attacks.integrity.common import evasion_inputs
+from aisec.attacks.integrity.common import WhiteBoxEvasion, evasion_inputs
 from aisec.attacks.integrity.fgsm import fgsm_perturb
 from aisec.attacks.integrity.pgd import pgd_attack
 from aisec.attacks.integrity.sanity import blackbox_beats_whitebox, curve_does_not_fall, unbounded_not_zero
-from aisec.core.goals import Capability, Goal, Knowledge, Modality
+from aisec.core.goals import Capability
 from aisec.data.dataset import Dataset
 from aisec.errors import BudgetExceededError, ConfigError
 from aisec.registry import attacks as registered_attacks
@@ -114,7 +114,7 @@ def _builtin_attack(
 
 
 @register_attack
-class RobustEval(Attack):
+class RobustEval(WhiteBoxEvasion):
     """Worst-case robust accuracy over a suite of attacks, per eps (Croce and Hein 2020, AutoAttack,
     arXiv:2003.01690), with the evaluation checks of Carlini et al. 2019 (arXiv:1902.06705).
 
@@ -126,15 +126,7 @@ class RobustEval(Attack):
     """
 
     name = "robust-eval"
-    goal = Goal.INTEGRITY
-    needs = frozenset({Capability.GRADIENTS})
-    modalities = frozenset({Modality.IMAGE, Modality.TABULAR})
-    knowledge = Knowledge.WHITE_BOX
-    atlas = "AML.T0043.000"
-    owasp = "ML01"
     paper = "Croce and Hein 2020, Reliable evaluation of adversarial robustness (AutoAttack), arXiv:2003.01690"
-    headline = "robust_accuracy"
-    worse_when = "lower"
     Config = RobustEvalConfig
 
     def suite(self) -> tuple[str, ...]:

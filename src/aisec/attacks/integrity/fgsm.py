@@ -8,9 +8,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
-from aisec.attacks.integrity.common import evasion_inputs
-from aisec.core.goals import Capability, Goal, Knowledge, Modality
+from aisec.attacks.base import AttackContext, AttackResult, check_config
+from aisec.attacks.integrity.common import WhiteBoxEvasion, evasion_inputs
 from aisec.data.dataset import Dataset
 from aisec.registry import register_attack
 from aisec.targets.base import TargetView
@@ -66,7 +65,7 @@ def fgsm_perturb(
 
 
 @register_attack
-class FGSM(Attack):
+class FGSM(WhiteBoxEvasion):
     """Fast gradient sign method (Goodfellow, Shlens and Szegedy 2015, arXiv:1412.6572).
 
     One step of size eps along the sign of the loss gradient: the cheapest white-box evasion
@@ -75,15 +74,7 @@ class FGSM(Attack):
     """
 
     name = "fgsm"
-    goal = Goal.INTEGRITY
-    needs = frozenset({Capability.GRADIENTS})
-    modalities = frozenset({Modality.IMAGE, Modality.TABULAR})
-    knowledge = Knowledge.WHITE_BOX
-    atlas = "AML.T0043.000"
-    owasp = "ML01"
     paper = "Goodfellow et al. 2015, Explaining and Harnessing Adversarial Examples, arXiv:1412.6572"
-    headline = "robust_accuracy"
-    worse_when = "lower"
     Config = FGSMConfig
 
     def _run(self, view: TargetView, data: Dataset, ctx: AttackContext) -> AttackResult:

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
-from aisec.attacks.integrity.common import evasion_inputs
-from aisec.core.goals import Capability, Goal, Knowledge, Modality
+from aisec.attacks.base import AttackContext, AttackResult, check_config
+from aisec.attacks.integrity.common import WhiteBoxEvasion, evasion_inputs
+from aisec.core.goals import Modality
 from aisec.data.dataset import Dataset
 from aisec.errors import ConfigError, InputValidationError
 from aisec.registry import register_attack
@@ -80,7 +80,7 @@ def _places(n: int, s: int, shape: tuple[int, ...], gen: torch.Generator, device
 
 
 @register_attack
-class AdversarialPatch(Attack):
+class AdversarialPatch(WhiteBoxEvasion):
     """Universal adversarial patch (Brown et al. 2017, "Adversarial Patch", arXiv:1712.09665).
 
     White-box. For each patch size, one square patch is optimized with Adam over the training
@@ -92,12 +92,7 @@ class AdversarialPatch(Attack):
     """
 
     name = "patch"
-    goal = Goal.INTEGRITY
-    needs = frozenset({Capability.GRADIENTS})
     modalities = frozenset({Modality.IMAGE})
-    knowledge = Knowledge.WHITE_BOX
-    atlas = "AML.T0043.000"
-    owasp = "ML01"
     paper = "Brown et al. 2017, Adversarial Patch, arXiv:1712.09665"
     headline = "attack_success_rate"
     worse_when = "higher"

@@ -8,9 +8,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
-from aisec.attacks.integrity.common import evasion_inputs
-from aisec.core.goals import Capability, Goal, Knowledge, Modality
+from aisec.attacks.base import AttackContext, AttackResult, check_config
+from aisec.attacks.integrity.common import WhiteBoxEvasion, evasion_inputs
 from aisec.data.dataset import Dataset
 from aisec.errors import ConfigError
 from aisec.registry import register_attack
@@ -181,7 +180,7 @@ def pgd_attack(
 
 
 @register_attack
-class PGD(Attack):
+class PGD(WhiteBoxEvasion):
     """Projected gradient descent (Madry et al. 2018, Towards Deep Learning Models Resistant to
     Adversarial Attacks, arXiv:1706.06083).
 
@@ -192,15 +191,7 @@ class PGD(Attack):
     """
 
     name = "pgd"
-    goal = Goal.INTEGRITY
-    needs = frozenset({Capability.GRADIENTS})
-    modalities = frozenset({Modality.IMAGE, Modality.TABULAR})
-    knowledge = Knowledge.WHITE_BOX
-    atlas = "AML.T0043.000"
-    owasp = "ML01"
     paper = "Madry et al. 2018, Towards Deep Learning Models Resistant to Adversarial Attacks, arXiv:1706.06083"
-    headline = "robust_accuracy"
-    worse_when = "lower"
     Config = PGDConfig
 
     def _run(self, view: TargetView, data: Dataset, ctx: AttackContext) -> AttackResult:
