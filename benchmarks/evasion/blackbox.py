@@ -36,6 +36,12 @@ import torch
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from whitebox import accuracy as _accuracy  # noqa: E402  (the same models, training and helpers as white-box)
+from whitebox import art_classifier as _art_classifier  # noqa: E402
+from whitebox import models as _models  # noqa: E402
+from whitebox import train as _train  # noqa: E402
+
 OUT = ROOT / "benchmarks" / "results" / "evasion-blackbox.json"
 COMMAND = "benchmarks/.venv/bin/python benchmarks/evasion/blackbox.py"
 #: Rows per forward pass of the model for HopSkipJump, the same for both libraries (ART's ``batch_size``,
@@ -55,53 +61,6 @@ class Counting(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.count += int(x.shape[0])
         return self.inner(x.reshape(-1, 1, 8, 8).float())
-
-
-def _models() -> dict[str, nn.Module]:
-    return {
-        "mlp": nn.Sequential(
-            nn.Flatten(), nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10)
-        ),
-        "cnn": nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(32, 64, 3, padding=1),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Flatten(),
-            nn.Linear(64 * 4 * 4, 128),
-            nn.ReLU(),
-            nn.Linear(128, 10),
-        ),
-    }
-
-
-def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int = 30) -> nn.Module:
-    torch.manual_seed(0)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    gen = torch.Generator().manual_seed(0)
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(y), generator=gen)
-        for start in range(0, len(y), 64):
-            b = order[start : start + 64]
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(x[b]), y[b]).backward()
-            opt.step()
-    return model.eval().requires_grad_(False)
-
-
-def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    with torch.no_grad():
-        return (model(x).argmax(1) == y).float().mean().item()
-
-
-def _art_classifier(model: nn.Module) -> Any:
-    from art.estimators.classification import PyTorchClassifier
-
-    return PyTorchClassifier(
-        model=model, loss=nn.CrossEntropyLoss(), input_shape=(1, 8, 8), nb_classes=10, clip_values=(0.0, 1.0)
-    )
 
 
 def _square(model: nn.Module, x: torch.Tensor, y: torch.Tensor, queries: int, repeats: int) -> dict[str, Any]:
