@@ -323,12 +323,13 @@ def test_gradient_attacks_are_refused_without_white_box(name: str, knowledge: st
         small(cls).run(setup.target.view(knowledge, "probabilities"), setup.data)
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if ATTACKS[n].min_queries > 0])
+@pytest.mark.parametrize("name", [n for n in NAMES if ATTACKS[n]().queries_needed(None) > 0])
 def test_query_attacks_stop_at_the_budget(name: str, setups: dict[str, Setup]) -> None:
     cls = ATTACKS[name]
     setup = fitting_setup(cls, setups)
-    budget = QueryBudget(cls.min_queries - 1)
+    attack = small(cls)
+    budget = QueryBudget(attack.queries_needed(setup.target.input_shape) - 1)
     view = setup.target.view(cls.knowledge, "probabilities", budget=budget)
     with pytest.raises(BudgetExceededError):
-        small(cls).run(view, setup.data)
+        attack.run(view, setup.data)
     assert budget.used <= budget.limit

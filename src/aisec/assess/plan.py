@@ -74,12 +74,19 @@ def job_seed(base_seed: int, jid: str) -> int:
 
 
 def why_not(
-    cls: type[Attack], threat: ThreatModel, target: Target, data: Dataset, *, can_retrain: bool = False
+    cls: type[Attack],
+    threat: ThreatModel,
+    target: Target,
+    data: Dataset,
+    *,
+    can_retrain: bool = False,
+    params: Mapping[str, Any] | None = None,
 ) -> str | None:
     """The reason ``cls`` cannot run against this target under this threat model, or ``None``.
 
     ``can_retrain`` says whether a training recipe for the target exists (see
-    :func:`aisec.targets.recipe.recipe_for`); attacks that retrain the target need one.
+    :func:`aisec.targets.recipe.recipe_for`); attacks that retrain the target need one. ``params``
+    configure the attack whose query needs are checked against the budget (default: its defaults).
     """
     if data.modality not in cls.modalities:
         allowed = ", ".join(sorted(m.value for m in cls.modalities))
@@ -97,7 +104,7 @@ def why_not(
             f"retrains the target, and aisec has no training recipe for this {target.kind} target "
             "(give target.trainer: 'package.module:function')"
         )
-    needed = cls.queries_needed(target.input_shape)
+    needed = cls.from_params(params or {}).queries_needed(target.input_shape)
     if threat.query_budget is not None and needed > threat.query_budget:
         return f"needs at least {needed} queries, the budget is {threat.query_budget}"
     return None
@@ -135,13 +142,13 @@ def make_plan(spec: Spec, target: Target, data: Dataset, *, can_retrain: bool | 
         if spec.attacks == "auto" and cls.goal not in threat.needs:
             skipped.append(Skipped(cls.name, f"no protection need declared for {cls.goal.value}"))
             continue
-        reason = why_not(cls, threat, target, data, can_retrain=can_retrain)
+        params = _params(cls, given, threat)
+        reason = why_not(cls, threat, target, data, can_retrain=can_retrain, params=params)
         if reason is not None:
             if spec.attacks != "auto":
                 raise ConfigError(f"attack {cls.name!r} cannot run here: it {reason}")
             skipped.append(Skipped(cls.name, reason))
             continue
-        params = _params(cls, given, threat)
         jid = job_id(cls.name, params)
         if any(j.id == jid for j in jobs):
             continue  # the same attack with the same parameters twice is one job

@@ -136,13 +136,12 @@ class Attack(Configurable, ABC):
     nondeterministic_metrics: ClassVar[frozenset[str]] = frozenset()
     """Metrics measured in wall-clock time, which a seed does not reproduce (latencies)."""
     min_queries: ClassVar[int] = 0
-    """Fewest queries the attack needs to say anything; the plan skips it under a smaller budget."""
+    """Fewest queries the attack needs to say anything (the default of :meth:`queries_needed`)."""
     Config: ClassVar[type]
 
-    @classmethod
-    def queries_needed(cls, input_shape: tuple[int, ...] | None) -> int:
-        """Fewest queries the attack needs against a target taking inputs of this shape."""
-        return cls.min_queries
+    def queries_needed(self, input_shape: tuple[int, ...] | None) -> int:
+        """Fewest queries this attack, as configured, needs against a target taking inputs of this shape."""
+        return self.min_queries
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> Self:

@@ -15,7 +15,7 @@ from torch import nn
 from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
 from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.data.dataset import Dataset
-from aisec.errors import BudgetExceededError, InputValidationError
+from aisec.errors import InputValidationError
 from aisec.registry import register_attack
 from aisec.targets.base import TargetView
 
@@ -175,7 +175,6 @@ class Sponge(Attack):
     paper = "Shumailov et al. 2021, Sponge Examples: Energy-Latency Attacks on Neural Networks, arXiv:2006.03463"
     headline = "latency_amplification_p99"
     worse_when = "higher"
-    min_queries = 198  # the default config: 8 candidates x 3 timings x 2 rounds + 3 x 50 timed queries
     Config = SpongeConfig
     nondeterministic_metrics: frozenset[str] = frozenset(
         {"latency_amplification_p99", "latency_amplification_p50", "benign_latency_p50_ms", "benign_latency_p99_ms",
@@ -183,6 +182,11 @@ class Sponge(Attack):
          "crafted_work"}
     )  # fmt: skip
     """Wall-clock figures (and what the timed search picked) vary between runs of the same seed."""
+
+    def queries_needed(self, input_shape: tuple[int, ...] | None) -> int:
+        """The search's timed candidates, then the benign, size-matched and crafted timings."""
+        cfg: SpongeConfig = self.config
+        return cfg.n_candidates * cfg.search_repeats * cfg.rounds + 3 * cfg.repeats
 
     def _run(self, view: TargetView, data: Dataset, ctx: AttackContext) -> AttackResult:
         cfg: SpongeConfig = self.config
@@ -192,10 +196,6 @@ class Sponge(Attack):
             raise InputValidationError("data.x_test", "at least one benign test input", 0)
         text = view.modality is Modality.TEXT
         benign = [x_test[i : i + 1] for i in range(len(x_test))]
-        per_round = cfg.n_candidates * cfg.search_repeats
-        needed = per_round * cfg.rounds + 3 * cfg.repeats
-        if not view.budget.can_afford(needed):
-            raise BudgetExceededError(view.budget.limit or 0, view.queries, needed)
         if text:
             texts = [str(t)[: cfg.max_chars] for t in x_test]
             best, work, work_benign, flags = self._search_text(view, cfg, texts, rng, ctx)

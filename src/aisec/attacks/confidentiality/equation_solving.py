@@ -94,9 +94,8 @@ class EquationSolving(Attack):
     min_queries = 2
     Config = EquationSolvingConfig
 
-    @classmethod
-    def queries_needed(cls, input_shape: tuple[int, ...] | None) -> int:
-        return math.prod(input_shape) + 1 if input_shape else cls.min_queries
+    def queries_needed(self, input_shape: tuple[int, ...] | None) -> int:
+        return math.prod(input_shape) + 1 if input_shape else self.min_queries
 
     def _run(self, view: TargetView, data: Dataset, ctx: AttackContext) -> AttackResult:
         cfg: EquationSolvingConfig = self.config
