@@ -51,6 +51,12 @@ REPEATS = 3
 PGD_REPEATS = 7
 #: Timed repeats of aisec's robust-eval and torchattacks' AutoAttack per model (CNN: one, to fit the run in time).
 AA_REPEATS = {"mlp": 2, "cnn": 1}
+#: An AutoAttack row whose first aisec run takes under this many seconds is timed SHORT_ROW_REPEATS times for
+#: both libraries (at eps 0.2 a run is a few hundredths of a second: one scheduler hiccup doubles it).
+SHORT_ROW_SECONDS = 1.0
+SHORT_ROW_REPEATS = 7
+#: Random starts over which PGD's robust accuracy is compared (the goal is judged on the mean).
+PGD_SEEDS = (0, 1, 2, 3, 4)
 #: ART's AutoAttack runs Square with 5,000 iterations x 5 restarts (25,000 queries per image) by default;
 #: here Square gets 1,000 iterations and one restart, the query budget of the Square in aisec's robust-eval.
 #: Its other members (APGD-CE, APGD-DLR with 5 random starts each, DeepFool) keep ART's defaults.
@@ -63,6 +69,8 @@ ART_AA_EPS = {"mlp": (0.1,), "cnn": (0.1,)}
 
 
 def models() -> dict[str, nn.Module]:
+    """The two benchmark models, freshly initialised from seed 0 (the same weights in every run)."""
+    torch.manual_seed(0)
     return {
         "mlp": nn.Sequential(
             nn.Flatten(), nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10)
@@ -214,10 +222,42 @@ def pgd_row(model: nn.Module, data: Any, x: torch.Tensor, y: torch.Tensor, eps: 
         row[f"{p}_vs_floor"] = row[p]["seconds"] / row["floor_seconds"]
         row[f"aisec_time_vs_{p}"] = row["aisec"]["seconds"] / row[p]["seconds"]
     best = min(row[p]["robust_accuracy"] for p in peers)
-    row["goal_robust_accuracy_no_higher_than_best_peer"] = row["aisec"]["robust_accuracy"] <= best
+    row["goal_robust_accuracy_no_higher_than_best_peer_seed_0"] = row["aisec"]["robust_accuracy"] <= best
+    row["seeds"] = _pgd_seeds(model, data, x, y, attack, view, ta, art)
+    means = row["seeds"]["mean"]
+    row["goal_robust_accuracy_no_higher_than_best_peer"] = means["aisec"] <= min(means[p] for p in peers)
     row["goal_time_no_more_than_torchattacks"] = row["aisec"]["seconds"] <= row["torchattacks"]["seconds"]
     row["goal_within_1.15x_floor"] = row["aisec_vs_floor"] <= 1.15
     return row
+
+
+def _pgd_seeds(
+    model: nn.Module, data: Any, x: torch.Tensor, y: torch.Tensor, attack: Any, view: Any, ta: Any, art: Any
+) -> dict[str, Any]:
+    """Robust accuracy of each library's PGD over :data:`PGD_SEEDS` random starts.
+
+    One seed decides a handful of the 450 images (the random start), so the goal is judged on the mean
+    over seeds: aisec seeds its start from the run's seed, torchattacks and ART from the global RNGs.
+    """
+    from aisec.attacks.base import AttackContext
+
+    per: dict[str, list[float]] = {"aisec": [], "torchattacks": [], "art": []}
+    for seed in PGD_SEEDS:
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        per["aisec"].append(attack.run(view, data, AttackContext(seed=seed)).metrics["robust_accuracy"])
+        torch.manual_seed(seed)
+        per["torchattacks"].append(accuracy(model, ta(x, y), y))
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+        per["art"].append(accuracy(model, torch.from_numpy(art.generate(x.numpy(), y=y.numpy())), y))
+    return {
+        "seeds": list(PGD_SEEDS),
+        "robust_accuracy": per,
+        "mean": {k: float(np.mean(v)) for k, v in per.items()},
+        "min": {k: float(np.min(v)) for k, v in per.items()},
+        "max": {k: float(np.max(v)) for k, v in per.items()},
+    }
 
 
 def autoattack_row(
@@ -230,6 +270,10 @@ def autoattack_row(
     row: dict[str, Any] = {"eps": eps}
     target = TorchTarget(model, input_shape=(1, 8, 8), clip=(0.0, 1.0), device="cpu")
     ens = RobustEval(eps=[eps], unbounded_check=False, n_samples=None)
+    first = time.perf_counter()
+    seeded(lambda: ens.run(target.view("white-box", "probabilities", budget=None), data))()
+    if time.perf_counter() - first < SHORT_ROW_SECONDS:  # a sub-second row: timer noise, more repeats
+        repeats = SHORT_ROW_REPEATS
     f, s = timed(seeded(lambda: ens.run(target.view("white-box", "probabilities", budget=None), data)), repeats)
     row["aisec_robust_eval"] = {
         "robust_accuracy": f.metrics["robust_accuracy"], "seconds": s, "suite": f.metrics["attacks"],
