@@ -38,6 +38,10 @@ class Store(Protocol):
         """Append ``value`` to the list ``key``, keeping only the newest ``maxlen`` items."""
         ...
 
+    def push_many(self, key: str, values: list[bytes], maxlen: int) -> None:
+        """Append ``values`` to the list ``key`` in one atomic step, keeping the newest ``maxlen`` items."""
+        ...
+
     def items(self, key: str) -> list[bytes]:
         """The list ``key``, oldest first (empty when absent)."""
         ...
@@ -98,16 +102,19 @@ class MemoryStore:
                 self._expiry.pop(key, None)
 
     def push(self, key: str, value: bytes, maxlen: int) -> None:
+        self.push_many(key, [value], maxlen)
+
+    def push_many(self, key: str, values: list[bytes], maxlen: int) -> None:
         if maxlen < 1:
             raise ConfigError(f"maxlen must be >= 1, got {maxlen}")
-        data = _to_bytes(value)
+        data = [_to_bytes(v) for v in values]
         with self._lock:
             self._expired(key)
             items = self._lists.get(key)
             if items is None or items.maxlen != maxlen:
                 items = deque(items or (), maxlen=maxlen)
                 self._lists[key] = items
-            items.append(data)
+            items.extend(data)
 
     def items(self, key: str) -> list[bytes]:
         with self._lock:
@@ -166,11 +173,16 @@ class RedisStore:
             self._client.set(self._k(key), data)
 
     def push(self, key: str, value: bytes, maxlen: int) -> None:
+        self.push_many(key, [value], maxlen)
+
+    def push_many(self, key: str, values: list[bytes], maxlen: int) -> None:
         if maxlen < 1:
             raise ConfigError(f"maxlen must be >= 1, got {maxlen}")
+        if not values:
+            return
         k = self._k(key)
-        pipe = self._client.pipeline()
-        pipe.rpush(k, _to_bytes(value))
+        pipe = self._client.pipeline()  # MULTI/EXEC: append and trim as one transaction
+        pipe.rpush(k, *(_to_bytes(v) for v in values))
         pipe.ltrim(k, -int(maxlen), -1)
         pipe.execute()
 

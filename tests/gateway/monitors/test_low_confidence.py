@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
 from aisec.errors import ConfigError
 from aisec.gateway.monitors import build_monitors
-from aisec.gateway.store import MemoryStore
+from aisec.gateway.store import MemoryStore, open_store
 
 
 def _probs(top: np.ndarray) -> np.ndarray:
@@ -34,6 +36,27 @@ def test_needs_min_queries_and_is_per_key() -> None:
     assert mon.observe("a", np.zeros((9, 2)), low, 0.0) == []
     assert mon.observe("b", np.zeros((1, 2)), low[:1], 0.0) == []
     assert mon.observe("a", np.zeros((1, 2)), low[:1], 0.0)
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_concurrent_requests_of_one_key_all_land_in_the_window(backend: str, request: pytest.FixtureRequest) -> None:
+    """Two gateway workers answering the same key at once: the window is appended to, nothing is lost."""
+    url = request.getfixturevalue("redis_server") if backend == "redis" else None
+    shared = MemoryStore()
+    stores = [open_store(url) if url else shared for _ in range(4)]  # redis: one client per worker
+    config = [{"name": "low-confidence", "window": 5000, "min_queries": 10}]
+    monitors = [build_monitors(config, store, None)[0] for store in stores]
+
+    def worker(mon) -> None:  # type: ignore[no-untyped-def]
+        for _ in range(100):
+            mon.observe("k", np.zeros((3, 2)), _probs(np.full(3, 0.9)), 0.0)
+
+    threads = [threading.Thread(target=worker, args=(m,)) for m in monitors]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(stores[0].items("aisec:mon:low-confidence:k:confs")) == 4 * 100 * 3
 
 
 def test_probs_shape_is_checked() -> None:

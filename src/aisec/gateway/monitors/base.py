@@ -46,6 +46,7 @@ class StoreLike(Protocol):
     def get(self, key: str) -> bytes | None: ...
     def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None: ...
     def push(self, key: str, value: bytes, maxlen: int) -> None: ...
+    def push_many(self, key: str, values: list[bytes], maxlen: int) -> None: ...
     def items(self, key: str) -> list[bytes]: ...
 
 
@@ -191,9 +192,8 @@ def state_key(monitor: str, key_id: str, part: str) -> str:
 
 
 def push_rows(store: StoreLike, key: str, rows: np.ndarray, maxlen: int) -> None:
-    """Append rows (float32 each) to a capped list in the store."""
-    for row in np.atleast_2d(np.asarray(rows, dtype=np.float32)):
-        store.push(key, row.tobytes(), maxlen)
+    """Append rows (float32 each) to a capped list in the store, in one atomic push."""
+    store.push_many(key, [row.tobytes() for row in np.atleast_2d(np.asarray(rows, dtype=np.float32))], maxlen)
 
 
 def read_rows(store: StoreLike, key: str, dim: int) -> np.ndarray:
@@ -205,11 +205,15 @@ def read_rows(store: StoreLike, key: str, dim: int) -> np.ndarray:
     return np.frombuffer(b"".join(items), dtype=np.float32).reshape(-1, dim).astype(np.float64)
 
 
+def push_floats(store: StoreLike, key: str, values: np.ndarray | list[float], maxlen: int) -> None:
+    """Append values (one float32 item each) to a capped list in the store, in one atomic push.
+
+    Monitors keep their windows this way rather than read-modify-write of one blob: two requests of
+    the same key answered at once (two gateway workers) then both land in the window, none is lost.
+    """
+    store.push_many(key, [v.tobytes() for v in np.asarray(values, dtype=np.float32).ravel()], maxlen)
+
+
 def read_floats(store: StoreLike, key: str) -> np.ndarray:
-    """A stored float32 vector, empty when absent."""
-    raw = store.get(key)
-    return np.zeros(0, dtype=np.float64) if raw is None else np.frombuffer(raw, dtype=np.float32).astype(np.float64)
-
-
-def write_floats(store: StoreLike, key: str, values: np.ndarray) -> None:
-    store.set(key, np.asarray(values, dtype=np.float32).tobytes())
+    """A capped list of float32 items (see :func:`push_floats`), oldest first; empty when absent."""
+    return read_rows(store, key, 1).ravel()

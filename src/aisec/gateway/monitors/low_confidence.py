@@ -23,10 +23,10 @@ from aisec.gateway.monitors.base import (
     as_probs,
     check_fields,
     make_config,
+    push_floats,
     read_floats,
     register_monitor,
     state_key,
-    write_floats,
 )
 
 
@@ -69,9 +69,9 @@ class LowConfidenceMonitor:
     def observe(self, key_id: str, x: Inputs, probs: np.ndarray, latency_s: float) -> list[Alert]:
         cfg = self.config
         top = as_probs(probs, len(x)).max(axis=1)
-        key = state_key(self.name, key_id, "conf")
-        conf = np.append(read_floats(self.store, key), top)[-cfg.window :]
-        write_floats(self.store, key, conf)
+        key = state_key(self.name, key_id, "confs")
+        push_floats(self.store, key, top, cfg.window)
+        conf = read_floats(self.store, key)
         if conf.size < cfg.min_queries:
             return []
         frac = float((conf < cfg.threshold).mean())

@@ -32,11 +32,12 @@ from aisec.gateway.monitors.base import (
     as_probs,
     check_fields,
     make_config,
+    push_floats,
+    push_rows,
     read_floats,
     read_rows,
     register_monitor,
     state_key,
-    write_floats,
 )
 
 
@@ -85,7 +86,7 @@ class PradaMonitor:
 
     def statistic(self, key_id: str) -> float | None:
         """The Shapiro-Wilk W of the key's current window of distances (``None`` before ``min_queries``)."""
-        d = read_floats(self.store, self._k(key_id, "d"))
+        d = read_floats(self.store, self._k(key_id, "dist"))
         return _shapiro(d) if d.size >= self.config.min_queries else None
 
     def observe(self, key_id: str, x: Inputs, probs: np.ndarray, latency_s: float) -> list[Alert]:
@@ -93,15 +94,15 @@ class PradaMonitor:
         feats = as_features(x)
         classes = as_probs(probs, feats.shape[0]).argmax(axis=1)
         dim = feats.shape[1]
-        distances = read_floats(self.store, self._k(key_id, "d"))
         new_d: list[float] = []
         for c in np.unique(classes):
             rows = feats[classes == c]
             g_key = self._k(key_id, f"g{c}")
             grown = read_rows(self.store, g_key, dim)
-            accepted = read_floats(self.store, self._k(key_id, f"a{c}"))
+            accepted = read_floats(self.store, self._k(key_id, f"acc{c}"))
             tau = float(max(accepted.mean() - accepted.std(), 0.0)) if accepted.size else 0.0
             added: list[np.ndarray] = []
+            added_d: list[float] = []
             for row in rows:
                 if grown.shape[0] == 0:
                     grown = row[None, :]
@@ -112,15 +113,18 @@ class PradaMonitor:
                 if d > tau:
                     grown = np.vstack([grown, row])[-cfg.max_set :]
                     added.append(row)
+                    added_d.append(d)
                     accepted = np.append(accepted, d)[-cfg.max_set :]
                     tau = float(max(accepted.mean() - accepted.std(), 0.0))
-            for row in added:
-                self.store.push(g_key, row.astype(np.float32).tobytes(), cfg.max_set)
-            write_floats(self.store, self._k(key_id, f"a{c}"), accepted)
+            # appends, not rewrites: a concurrent request of the same key adds its rows too
+            if added:
+                push_rows(self.store, g_key, np.stack(added), cfg.max_set)
+            if added_d:
+                push_floats(self.store, self._k(key_id, f"acc{c}"), added_d, cfg.max_set)
         if not new_d:
             return []
-        distances = np.append(distances, new_d)[-cfg.window :]
-        write_floats(self.store, self._k(key_id, "d"), distances)
+        push_floats(self.store, self._k(key_id, "dist"), new_d, cfg.window)
+        distances = read_floats(self.store, self._k(key_id, "dist"))
         if distances.size < cfg.min_queries:
             return []
         w = _shapiro(distances)
@@ -189,7 +193,10 @@ class _Scratch:
         self.values[key] = value
 
     def push(self, key: str, value: bytes, maxlen: int) -> None:
-        self.lists[key] = [*self.lists.get(key, []), value][-maxlen:]
+        self.push_many(key, [value], maxlen)
+
+    def push_many(self, key: str, values: list[bytes], maxlen: int) -> None:
+        self.lists[key] = [*self.lists.get(key, []), *values][-maxlen:]
 
     def items(self, key: str) -> list[bytes]:
         return list(self.lists.get(key, []))
