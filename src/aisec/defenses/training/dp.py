@@ -4,24 +4,33 @@ DP-SGD (Abadi et al. 2016, Deep Learning with Differential Privacy, arXiv:1607.0
 example's gradient to ``max_grad_norm`` and adds Gaussian noise of ``noise_multiplier *
 max_grad_norm`` to the sum of a Poisson-sampled batch. Opacus (Yousefpour et al. 2021,
 arXiv:2109.12298) does the clipping, the noise and the accounting: it chooses the noise multiplier
-that spends exactly the target epsilon over the planned steps, and its accountant (RDP, Mironov
-2017, arXiv:1702.07476, or PRV, Gopi et al. 2021, arXiv:2106.02848) reports the epsilon actually
-spent, which is the figure :class:`DPSGD` records. Per-example gradient norms come from Opacus's
-ghost clipping (Li et al. 2022, arXiv:2110.05679; Bu et al. 2022), which never materialises
-per-example gradients (an order of magnitude faster on an MLP than per-sample hooks).
+that spends the target epsilon over the planned steps, and its accountant (PRV, Gopi et al. 2021,
+Numerical Composition of Differential Privacy, arXiv:2106.02848, the default: it reports an upper
+bound, tighter than RDP's, so the same epsilon buys about 7% less noise; or RDP, Mironov 2017,
+arXiv:1702.07476) reports the epsilon actually spent, which is the figure :class:`DPSGD` records.
+Per-example gradient norms come from Opacus's ghost clipping (Li et al. 2022, arXiv:2110.05679;
+Bu et al. 2022), which never materialises per-example gradients (an order of magnitude faster on an
+MLP than per-sample hooks).
 
 aisec's defaults are tuned for accuracy at a given epsilon on small tabular and image sets,
-keeping the user's architecture and changing only the optimisation (De et al. 2022,
-arXiv:2204.13650; Tramer and Boneh 2021, arXiv:2011.11660): fewer epochs for the budget (less
-noise per step), a larger learning rate with cosine decay, a clip norm below typical gradient
-norms (every example's gradient is normalised, so the clip norm only scales the update), and an
-exponential moving average of the iterates, which averages out noise at no privacy cost
-(post-processing). ``activation="tanh"`` swaps the model's ReLUs for tanh (tempered sigmoids,
-Papernot et al. 2020, arXiv:2007.14191): an architecture change, so it is an option, off by default.
+keeping the user's architecture (De et al. 2022, arXiv:2204.13650; Tramer and Boneh 2021,
+arXiv:2011.11660): few epochs for the budget (less noise per step), a large Adam learning rate, a
+clip norm below typical gradient norms, and fewer noisy dimensions: the noise added to the
+gradient has norm ``sigma * C * sqrt(d)`` over the ``d`` trained parameters, so ``freeze=
+"widest-hidden"`` keeps the interior layer with the most weights (for an MLP 64-256-256-10, the
+256x256 layer: 77% of the weights) at its seeded random initialisation, a fixed random-feature map
+chosen without the data, and trains the rest (random features, Rahimi and Recht 2007; training a
+subset of parameters under DP, e.g. Yu et al. 2021, arXiv:2110.06500). The returned module has the
+user's architecture; only which weights move differs. On the digits benchmark
+(898 members, MLP 64-256-256-10, seeds 0-2) this, the PRV accountant and lr 0.02 move the test accuracy
+from 0.780 / 0.898 / 0.930 to 0.803 / 0.905 / 0.933 at epsilon 1 / 3 / 8 (docs/privacy.md).
+``activation="tanh"`` swaps the model's ReLUs for tanh (tempered sigmoids, Papernot et al. 2021,
+arXiv:2007.14191): an architecture change, so it is an option, off by default.
 ``engine="aisec"`` trains without Opacus's hooks (:mod:`aisec.defenses.training.dp_functional`: torch.func
 per-example gradients, still Opacus's noise multiplier and accountant), which allows augmentation
 multiplicity (``augment_k``, De et al. 2022, Sec. 3.1); on the digits benchmark it matches the Opacus engine's
-accuracy at about 5x its time, so Opacus stays the default.
+accuracy (within the seed-to-seed spread) at about 5x its time when every layer trains, 1.2x with the default
+``freeze``, so Opacus stays the default.
 """
 
 from __future__ import annotations
@@ -65,7 +74,9 @@ class DPSGDConfig:
         The privacy budget to spend; the noise multiplier is chosen by Opacus so that the
         accountant's epsilon after ``epochs`` is at most ``epsilon``.
     accountant:
-        ``"rdp"`` (Renyi DP, Opacus's default) or ``"prv"`` (privacy-random-variable, tighter).
+        ``"prv"`` (privacy random variables, Gopi et al. 2021, arXiv:2106.02848: Opacus reports its
+        upper bound; tighter than RDP, so less noise for the same epsilon) or ``"rdp"`` (Renyi DP,
+        Mironov 2017, Opacus's default).
     epochs, batch_size:
         Passes over the training split and the *expected* batch size (Poisson sampling with rate
         ``batch_size / n``).
@@ -78,6 +89,11 @@ class DPSGDConfig:
     ema:
         Decay of the exponential moving average of the weights that is returned (0 returns the last
         iterate). Post-processing: free in privacy.
+    freeze:
+        ``"widest-hidden"`` keeps the interior layer with the most weights (not the first nor the last
+        layer that has parameters; models with fewer than three such layers freeze nothing) at its
+        (re-)initialised weights, a fixed random-feature map, and trains the rest: the noise then falls
+        on fewer dimensions. ``"none"`` trains every parameter. The architecture is unchanged.
     activation:
         ``None`` keeps the model; ``"tanh"`` replaces each ``nn.ReLU`` by ``nn.Tanh`` (an
         architecture change).
@@ -104,15 +120,16 @@ class DPSGDConfig:
 
     epsilon: float = 3.0
     delta: float = 1e-5
-    accountant: Literal["rdp", "prv"] = "rdp"
+    accountant: Literal["rdp", "prv"] = "prv"
     epochs: int = 30
     batch_size: int = 128
     max_grad_norm: float = 1.0
     optimizer: Literal["adam", "sgd"] = "adam"
-    lr: float = 0.01
+    lr: float = 0.02
     momentum: float = 0.9
     lr_schedule: Literal["cosine", "constant"] = "constant"
     ema: float = 0.0
+    freeze: Literal["none", "widest-hidden"] = "widest-hidden"
     activation: Literal["tanh"] | None = None
     reinit: bool = True
     grad_sample_mode: Literal["ghost", "hooks"] = "ghost"
@@ -139,6 +156,7 @@ class DPSGDConfig:
             ("optimizer", ("adam", "sgd")),
             ("lr_schedule", ("cosine", "constant")),
             ("activation", (None, "tanh")),
+            ("freeze", ("none", "widest-hidden")),
             ("grad_sample_mode", ("ghost", "hooks")),
             ("engine", ("opacus", "aisec")),
         ):
@@ -167,6 +185,16 @@ def _swap_relu(module: nn.Module) -> None:
             setattr(module, name, nn.Tanh())
         else:
             _swap_relu(child)
+
+
+def _widest_hidden(net: nn.Module) -> list[str]:
+    """Names of the interior module (not the first nor the last that owns parameters) with the most weights."""
+    owners = [(name, m) for name, m in net.named_modules() if any(True for _ in m.parameters(recurse=False))]
+    if len(owners) < 3:
+        return []
+    size = lambda m: sum(p.numel() for p in m.parameters(recurse=False))  # noqa: E731
+    name, _ = max(owners[1:-1], key=lambda nm: size(nm[1]))
+    return [name]
 
 
 def dp_sgd(
@@ -203,6 +231,11 @@ def dp_sgd(
         raise InputValidationError("model", "layers DP-SGD supports (no batch norm)", "; ".join(map(str, errors)))
     for p in net.parameters():
         p.requires_grad_(True)
+    frozen = _widest_hidden(net) if cfg.freeze == "widest-hidden" else []
+    for name in frozen:
+        for p in net.get_submodule(name).parameters(recurse=False):
+            p.requires_grad_(False)  # a fixed random-feature map: no gradient, no noise
+    n_trained = sum(p.numel() for p in net.parameters() if p.requires_grad)
     clean = copy.deepcopy(net)  # receives the trained weights: Opacus leaves hooks on the module it wraps
     x, y = data.x_train.float().cpu(), data.y_train.long().cpu()
     n = len(y)
@@ -239,6 +272,8 @@ def dp_sgd(
         "sample_rate": batch / n,
         "seconds": round(seconds, 3),
         "activation": cfg.activation or "unchanged",
+        "frozen": frozen,
+        "trained_parameters": n_trained,
         "reinit": cfg.reinit,
         "engine": cfg.engine,
         "augment_k": cfg.augment_k,

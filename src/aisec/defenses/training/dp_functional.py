@@ -1,15 +1,17 @@
-"""Functional DP-SGD: per-example gradients with ``torch.func``, augmentation multiplicity, RDP accounting.
+"""Functional DP-SGD: per-example gradients with ``torch.func``, augmentation multiplicity, Opacus accounting.
 
 Opacus's hooks clip the gradient of each *row* of a batch. Augmentation multiplicity (De et al. 2022,
 Unlocking High-Accuracy Differentially Private Image Classification through Scale, arXiv:2204.13650,
 Sec. 3.1) needs the gradient of each *example* averaged over ``K`` augmented copies before it is
 clipped, so that one example still contributes one clipped vector and the privacy analysis of DP-SGD
 (Abadi et al. 2016, arXiv:1607.00133) is unchanged. This module computes those per-example gradients
-with ``torch.func`` (``functional_call`` + ``vmap(grad)``), clips them, adds Gaussian noise whose
-multiplier Opacus chooses (``get_noise_multiplier``, RDP), samples batches by Poisson sampling (the
-accountant's assumption) and charges every step to an Opacus ``RDPAccountant`` (Mironov 2017,
-arXiv:1702.07476), whose epsilon is the one reported. Sampling, augmentation and noise draw from one
-seeded ``torch.Generator`` (not a cryptographic source, as with Opacus's ``secure_mode=False``).
+with ``torch.func`` (``functional_call`` + ``vmap(grad)``) for the parameters that require gradients
+(frozen ones get neither gradient nor noise), clips them, adds Gaussian noise whose multiplier Opacus
+chooses (``get_noise_multiplier``), samples batches by Poisson sampling (the accountant's assumption)
+and charges every step to an Opacus accountant, PRV (Gopi et al. 2021, arXiv:2106.02848) or RDP
+(Mironov 2017, arXiv:1702.07476), whose epsilon is the one reported. Sampling, augmentation and noise
+draw from one seeded ``torch.Generator`` (not a cryptographic source, as with Opacus's
+``secure_mode=False``).
 """
 
 from __future__ import annotations
