@@ -71,7 +71,7 @@ def goals(out: dict[str, Any]) -> dict[str, Any]:
             }
         hsj = m.get("hopskipjump", {})
         if "art" in hsj:
-            for key in ("aisec", "aisec_fifth_budget"):
+            for key in ("aisec", "aisec_fifth_budget", "aisec_defaults"):
                 if key in hsj:
                     res[f"{name}_hopskipjump_{key}"] = {
                         "goal_median_l2_no_larger_than_art": hsj[key]["median_l2"] <= hsj["art"]["median_l2"],

@@ -302,7 +302,9 @@ def test_bad_numeric_input_is_refused_naming_the_argument_and_charges_nothing(
     digits_cnn: nn.Module, digits: Dataset, case: str, method: str
 ) -> None:
     counter = CallCounter(digits_cnn)
-    target = TorchTarget(counter, input_shape=(1, 8, 8), n_classes=10, clip=(0.0, 1.0), device="cpu")
+    target = TorchTarget(
+        counter, input_shape=(1, 8, 8), n_classes=10, clip=(0.0, 1.0), device="cpu", memory_format="contiguous"
+    )  # contiguous: the counter itself must answer, not a channels-last copy of it
     view = target.view("black-box", "probabilities", budget=100)
     make, expected = BAD_IMAGES[case]
     with pytest.raises(InputValidationError) as info:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import logging
 import pickle
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -12,7 +15,11 @@ from torch import nn
 
 from aisec.core.goals import Modality
 from aisec.errors import ConfigError, InputValidationError, UntrustedFileError
-from aisec.targets.base import Target
+from aisec.targets.base import Target, resolve_device
+
+logger = logging.getLogger(__name__)
+
+MemoryFormat = Literal["auto", "contiguous", "channels_last"]
 
 
 class _LogOf(nn.Module):
@@ -24,6 +31,47 @@ class _LogOf(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.inner(x).clamp_min(1e-12).log()
+
+
+class _ChannelsLast(nn.Module):
+    """Runs a channels-last copy of a model on channels-last inputs (same values, faster CPU convolutions)."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x.contiguous(memory_format=torch.channels_last))
+
+
+def _has_conv2d(model: nn.Module) -> bool:
+    """Whether the model holds a 2-D convolution (TorchScript modules keep the layer's ``original_name``)."""
+    return any(isinstance(m, nn.Conv2d) or getattr(m, "original_name", None) == "Conv2d" for m in model.modules())
+
+
+def _channels_last_copy(model: nn.Module, probe: torch.Tensor) -> tuple[nn.Module | None, str]:
+    """A channels-last copy of ``model`` that answers ``probe`` as the model does, or ``None`` and why not.
+
+    The user's module is never touched: the copy is made first, answers ``probe`` in the default
+    layout, is converted, and must then give the same outputs (a ``.view`` on a convolution's
+    output, for one, fails on channels-last tensors).
+    """
+    try:
+        twin = copy.deepcopy(model)
+        with torch.no_grad():
+            ref = twin(probe)
+            with warnings.catch_warnings():  # TorchScript modules warn about .grad of non-leaf parameters
+                warnings.simplefilter("ignore", UserWarning)
+                twin = twin.to(memory_format=torch.channels_last)
+            runner = _ChannelsLast(twin).eval()
+            out = runner(probe)
+    except Exception as exc:  # deepcopy or the converted forward can fail in many ways in user code
+        return None, f"{type(exc).__name__}: {exc}"
+    if not isinstance(out, torch.Tensor) or not isinstance(ref, torch.Tensor) or out.shape != ref.shape:
+        return None, "the model's output is not one tensor of the same shape in both layouts"
+    if not torch.allclose(out.float(), ref.float(), rtol=1e-4, atol=1e-5):
+        return None, f"outputs differ by up to {(out.float() - ref.float()).abs().max().item():.3g}"
+    return runner, ""
 
 
 def load_torch_module(path: str | Path, *, trust: bool = False) -> nn.Module:
@@ -84,8 +132,18 @@ class TorchTarget(Target):
     device:
         ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``...
     batch_size:
-        Inputs per forward pass when answering queries (256: on the CPU, the digits CNN costs 1.6x more
-        per row in 1,024-row passes; raise it on a GPU).
+        Inputs per forward pass when answering queries (256: on the CPU, the channels-last digits CNN
+        costs about the same per row in passes of 64-256 rows and 1.15x more in 1,024-row passes;
+        raise it on a GPU).
+    memory_format:
+        How the model runs. ``"auto"`` (default): on the CPU, a model with ``Conv2d`` layers and
+        image inputs ``(C, H, W)`` runs as a channels-last copy (oneDNN's convolutions: 1.9x fewer
+        seconds per query on the digits CNN), provided the copy answers a probe batch like the
+        model; otherwise the model itself. ``"channels_last"`` asks for the copy and raises
+        :class:`ConfigError` when the model cannot run that way; ``"contiguous"`` runs the model
+        itself. The user's module is never converted: queries and :attr:`TargetView.model` use the
+        copy, so hooks or counters added to the module *after* this call do not see them.
+        :attr:`memory_format` tells which layout was picked.
     """
 
     kind: ClassVar[str] = "torch"
@@ -102,6 +160,7 @@ class TorchTarget(Target):
         device: str | torch.device | None = "auto",
         batch_size: int = 256,
         name: str = "torch-model",
+        memory_format: MemoryFormat = "auto",
     ) -> None:
         if not isinstance(model, nn.Module):
             raise InputValidationError("model", "a torch.nn.Module", type(model).__name__)
@@ -109,13 +168,15 @@ class TorchTarget(Target):
             raise ConfigError(f"outputs: {outputs!r} is not allowed; allowed: logits, probabilities")
         if batch_size < 1:
             raise InputValidationError("batch_size", "an integer >= 1", batch_size)
+        if memory_format not in ("auto", "contiguous", "channels_last"):
+            raise ConfigError(
+                f"memory_format: {memory_format!r} is not allowed; allowed: auto, contiguous, channels_last"
+            )
         super_kwargs = dict(modality=modality, input_shape=input_shape, clip=clip, device=device, name=name)
         self._module = model
         self.outputs = outputs
         self.batch_size = batch_size
         if n_classes is None:
-            from aisec.targets.base import resolve_device
-
             dev = resolve_device(device)
             probe = torch.zeros(1, *input_shape, device=dev)
             with torch.no_grad():
@@ -124,6 +185,33 @@ class TorchTarget(Target):
         self._module = model.to(self.device).eval()
         for p in self._module.parameters():
             p.requires_grad_(False)
+        self._runner = self._pick_runner(memory_format)
+        #: The layout the queries run in: ``"channels_last"`` (a converted copy) or ``"contiguous"``.
+        self.memory_format: Literal["contiguous", "channels_last"] = (
+            "channels_last" if self._runner is not self._module else "contiguous"
+        )
+
+    def _pick_runner(self, memory_format: MemoryFormat) -> nn.Module:
+        """The module that answers queries: the user's, or a channels-last copy of it."""
+        if memory_format == "contiguous":
+            return self._module
+        image = self.input_shape is not None and len(self.input_shape) == 3
+        if memory_format == "auto" and not (image and self.device.type == "cpu" and _has_conv2d(self._module)):
+            return self._module
+        if not image:
+            raise ConfigError(
+                f"memory_format: channels_last needs image inputs (C, H, W); input_shape is {self.input_shape}"
+            )
+        gen = torch.Generator().manual_seed(0)  # a probe batch in the valid range; the global RNG is left alone
+        lo, hi = self.clip if self.clip is not None else (0.0, 1.0)
+        probe = (lo + (hi - lo) * torch.rand(4, *self.input_shape, generator=gen)).to(self.device)
+        runner, why = _channels_last_copy(self._module, probe)
+        if runner is not None:
+            return runner
+        if memory_format == "channels_last":
+            raise ConfigError(f"memory_format: the model cannot run channels-last ({why}); use contiguous")
+        logger.info("%s runs in the default memory format: its channels-last copy failed (%s)", self.name, why)
+        return self._module
 
     @classmethod
     def from_file(cls, path: str | Path, *, trust: bool = False, **kwargs: object) -> TorchTarget:
@@ -135,7 +223,7 @@ class TorchTarget(Target):
         return True
 
     def _torch_module(self) -> nn.Module:
-        return self._module if self.outputs == "logits" else _LogOf(self._module)
+        return self._runner if self.outputs == "logits" else _LogOf(self._runner)
 
     def _parameters(self) -> nn.Module:
         return self._module
@@ -144,6 +232,13 @@ class TorchTarget(Target):
     def _predict_proba(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         chunks = []
         for start in range(0, len(x), self.batch_size):
-            out = self._module(x[start : start + self.batch_size]).float()
+            out = self._runner(x[start : start + self.batch_size]).float()
             chunks.append(out.softmax(dim=1) if self.outputs == "logits" else out)
         return torch.cat(chunks)
+
+    @torch.no_grad()
+    def _predict_labels(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        # the argmax of the model's own outputs: the softmax is monotone, so it changes no label
+        return torch.cat(
+            [self._runner(x[s : s + self.batch_size]).argmax(dim=1) for s in range(0, len(x), self.batch_size)]
+        )

@@ -81,6 +81,7 @@ class _Search:
         self.clip = view.clip
         lo, hi = self.clip if self.clip is not None else (float(x.min()), float(x.max()))
         self.theta = (hi - lo) * (self.d**-1.5 if cfg.norm == "l2" else 1.0 / self.d**2)
+        self._probes = torch.empty(0, device=x.device)  # reused by every round's probes: no fresh pages per round
 
     def clamp(self, x: torch.Tensor) -> torch.Tensor:
         return x.clamp(*self.clip) if self.clip is not None else x
@@ -96,9 +97,13 @@ class _Search:
         not adversarial without being sent, so every adversarial kept was confirmed by the target.
         """
         room = self.used[owners] < self.cap
+        n_room = int(room.sum())
         out = torch.zeros(len(owners), dtype=torch.bool, device=xs.device)
-        if not room.any() or not self.view.budget.can_afford(int(room.sum())):
+        if not n_room or not self.view.budget.can_afford(n_room):
             return out
+        if n_room == len(owners):  # every row may go: no copy of the probes
+            self.used += torch.bincount(owners, minlength=len(self.used))
+            return self.view.predict(xs) != self.y[owners]
         send = room.nonzero().squeeze(1)
         self.used += torch.bincount(owners[send], minlength=len(self.used))
         out[send] = self.view.predict(xs[send]) != self.y[owners[send]]
@@ -134,22 +139,35 @@ class _Search:
         return blend(hi, every)
 
     def gradient(self, idx: torch.Tensor, adv: torch.Tensor, dist: torch.Tensor, n_evals: int) -> torch.Tensor:
-        """Monte-Carlo estimate of the boundary's normal at each ``adv``: one batched query for all probes."""
+        """Monte-Carlo estimate of the boundary's normal at each ``adv``: one batched query for all probes.
+
+        The probes are ``adv + delta * u / |u|``, clipped to the valid range. One set of ``n_evals``
+        random directions ``u`` serves every input of the round: each input's estimate is drawn as in
+        the paper, from 1/k of the random numbers. The estimate is the sum of the probed offsets
+        weighted by +-1 (adversarial or not, less their mean); its scale (1 / delta, 1 / n_evals) the
+        normalisation (L2) or the sign (L-inf) drops.
+        """
         k, shape = len(idx), adv.shape[1:]
+        flat = adv.reshape(k, 1, self.d)
         scale = math.sqrt(self.d) if self.cfg.norm == "l2" else float(self.d)
-        delta = _bc(scale * self.theta * dist, adv).unsqueeze(1)
         if self.cfg.norm == "l2":
-            u = torch.randn(k, n_evals, *shape, device=adv.device)
+            u = torch.randn(n_evals, self.d, device=adv.device)
         else:
-            u = torch.rand(k, n_evals, *shape, device=adv.device) * 2 - 1
-        u = u / u.flatten(2).norm(dim=2).clamp_min(1e-12).view(k, n_evals, *([1] * len(shape)))
-        probes = self.clamp(adv.unsqueeze(1) + delta * u)
-        u = (probes - adv.unsqueeze(1)) / delta
-        ok = self.is_adv(probes.reshape(k * n_evals, *shape), idx.repeat_interleave(n_evals)).view(k, n_evals)
+            u = torch.rand(n_evals, self.d, device=adv.device).mul_(2).sub_(1)
+        u /= torch.linalg.vector_norm(u, dim=1, keepdim=True).clamp_min_(1e-12)
+        if self._probes.numel() < k * n_evals * self.d:
+            most = len(self.y) * min(self.cfg.max_evals, int(self.cfg.init_evals * math.sqrt(self.cfg.iterations)))
+            self._probes = torch.empty(max(most, k * n_evals) * self.d, device=adv.device)
+        probes = self._probes[: k * n_evals * self.d].view(k, n_evals, self.d)
+        torch.addcmul(flat, (scale * self.theta * dist).view(k, 1, 1), u, out=probes)  # one pass: adv + delta * u
+        if self.clip is not None:
+            probes.clamp_(*self.clip)
+        ok = self.is_adv(probes.view(k * n_evals, *shape), idx.repeat_interleave(n_evals)).view(k, n_evals)
         f = ok.float() * 2 - 1
         mean = f.mean(1, keepdim=True)
         f = torch.where(mean.abs() < 1, f - mean, f)
-        grad = (f.view(k, n_evals, *([1] * len(shape))) * u).mean(1)
+        offsets = probes.sub_(flat)  # the offsets actually probed, clipping included (the probes are spent)
+        grad = torch.bmm(f.unsqueeze(1), offsets).view(k, *shape)
         if self.cfg.norm == "l2":
             return grad / _bc(grad.flatten(1).norm(dim=1).clamp_min(1e-12), grad)
         return grad.sign()
@@ -173,7 +191,9 @@ class HopSkipJump(Attack):
     alternates a binary search to the decision boundary, a Monte-Carlo estimate of the boundary's
     normal from label probes, and a geometric step along it, shrinking the L2 (or L-inf) distance.
     All inputs advance together: each binary-search step, each gradient estimate and each step-size
-    trial is ONE batched label query, and each input stays within its share of the query budget.
+    trial is ONE batched label query, and each input stays within its share of the query budget. A
+    round's gradient estimates share one set of random directions (each input's estimate is drawn as
+    in the paper; the inputs' estimates are correlated), which saves drawing one set per input.
     """
 
     name = "hopskipjump"
