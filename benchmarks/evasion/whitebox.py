@@ -437,6 +437,18 @@ def cw_row(model: nn.Module, data: Any, x: torch.Tensor, y: torch.Tensor) -> dic
     art = CarliniL2Method(art_classifier(model), batch_size=len(y), verbose=False)
     x_np, s = timed(seeded(lambda: art.generate(x.numpy(), y=y.numpy())))
     row["art"] = stats(torch.from_numpy(x_np), s)
+    # like with like: on the images each peer broke, aisec's median L2 there against the peer's
+    with torch.no_grad():
+        mine_hit = (model(x_mine).argmax(1) != y) & ok
+    mine_dist = torch.where(mine_hit, (x_mine - x).flatten(1).norm(dim=1), torch.inf)
+    for p, xp in (("torchattacks", x_adv), ("art", torch.from_numpy(x_np))):
+        with torch.no_grad():
+            hit = (model(xp).argmax(1) != y) & ok
+        if hit.any():
+            row[p]["aisec_median_l2_on_its_successes"] = mine_dist[hit].median().item()
+            row[f"goal_median_l2_on_{p}_successes_no_larger"] = (
+                row[p]["aisec_median_l2_on_its_successes"] <= row[p]["median_l2"]
+            )
     peers = [p for p in ("art", "torchattacks") if row[p]["median_l2"] is not None]
     best = min(row[p]["median_l2"] for p in peers)
     row["goal_full_success"] = row["aisec"]["success_rate"] == 1.0
