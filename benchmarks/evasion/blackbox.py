@@ -34,7 +34,6 @@ import json
 import os
 import platform
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +45,12 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from whitebox import accuracy as _accuracy  # noqa: E402  (the same models, training and helpers as white-box)
 from whitebox import art_classifier as _art_classifier  # noqa: E402
+from whitebox import clock as _clock  # noqa: E402
+from whitebox import device_of as _device_of  # noqa: E402
+from whitebox import from_numpy as _from_numpy  # noqa: E402
 from whitebox import models as _models  # noqa: E402
+from whitebox import resolve as _resolve  # noqa: E402
+from whitebox import to_numpy as _to_numpy  # noqa: E402
 from whitebox import train as _train  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "evasion-blackbox.json"
@@ -100,18 +104,18 @@ def _square(model: nn.Module, x: torch.Tensor, y: torch.Tensor, queries: int, re
     ta_times: list[float] = []
     for _ in range(repeats):  # the same seed each time: the same result; aisec and torchattacks take turns
         counting = Counting(model)
-        target = TorchTarget(counting, input_shape=(1, 8, 8), clip=(0.0, 1.0), device="cpu")
-        start = time.perf_counter()
+        target = TorchTarget(counting, input_shape=(1, 8, 8), clip=(0.0, 1.0), device=_device_of(model))
+        start = _clock()
         finding = Square(eps=eps, p_init=p_init, queries_per_input=queries, n_samples=len(y)).run(
             target.view("black-box", "probabilities"), data, AttackContext(seed=0)
         )
-        times.append(time.perf_counter() - start)
+        times.append(_clock() - start)
         if TASquare is not None:
             ta_counting = Counting(model)
             ta = TASquare(ta_counting, norm="Linf", eps=eps, n_queries=queries, n_restarts=1, p_init=p_init, seed=0)
-            start = time.perf_counter()
+            start = _clock()
             x_adv = ta(x, y)
-            ta_times.append(time.perf_counter() - start)
+            ta_times.append(_clock() - start)
     out["aisec"] = {
         "robust_accuracy": round(finding.metrics["robust_accuracy"], 4),
         "seconds": round(min(times), 3),
@@ -129,9 +133,9 @@ def _square(model: nn.Module, x: torch.Tensor, y: torch.Tensor, queries: int, re
         _art_classifier(counting), norm=np.inf, eps=eps, max_iter=queries - 1, p_init=p_init, nb_restarts=1,
         batch_size=len(y), verbose=False,
     )  # fmt: skip
-    start = time.perf_counter()
-    x_adv = torch.from_numpy(attack.generate(x.numpy(), y=y.numpy()))
-    seconds = time.perf_counter() - start
+    start = _clock()
+    x_adv = _from_numpy(attack.generate(_to_numpy(x), y=_to_numpy(y)), x)
+    seconds = _clock() - start
     out["art"] = {"robust_accuracy": round(_accuracy(model, x_adv, y), 4), "seconds": round(seconds, 3),
                   "queries": counting.count}  # fmt: skip
     best_peer = min(v["robust_accuracy"] for k, v in out.items() if k != "aisec" and "robust_accuracy" in v)
@@ -164,11 +168,11 @@ def _floor(model: nn.Module, x: torch.Tensor, rows: int, channels_last: bool) ->
     if channels_last:
         model = copy.deepcopy(model).to(memory_format=torch.channels_last)
         batch = batch.contiguous(memory_format=torch.channels_last)
-    start = time.perf_counter()
+    start = _clock()
     with torch.no_grad():
         for done in range(0, rows, HSJ_BATCH):
             model(batch[: min(HSJ_BATCH, rows - done)]).argmax(1)
-    return time.perf_counter() - start
+    return _clock() - start
 
 
 def _hsj(model: nn.Module, x: torch.Tensor, y: torch.Tensor, iterations: int, repeats: int) -> dict[str, Any]:
@@ -186,9 +190,9 @@ def _hsj(model: nn.Module, x: torch.Tensor, y: torch.Tensor, iterations: int, re
         art = ARTHSJ(_art_classifier(counting), norm=2, max_iter=iterations, max_eval=10_000, init_eval=100,
                      init_size=100, batch_size=HSJ_BATCH, verbose=False)  # fmt: skip
         np.random.seed(0)
-        start = time.perf_counter()
-        x_adv = torch.from_numpy(art.generate(x.numpy())).float()
-        art_times.append(time.perf_counter() - start)
+        start = _clock()
+        x_adv = _from_numpy(art.generate(_to_numpy(x)), x).float()
+        art_times.append(_clock() - start)
     out["art"] = {**_l2_stats(model, x, y, x_adv), "seconds": round(min(art_times), 3),
                   "seconds_each": [round(t, 3) for t in art_times], "queries": counting.count}  # fmt: skip
 
@@ -204,14 +208,16 @@ def _hsj(model: nn.Module, x: torch.Tensor, y: torch.Tensor, iterations: int, re
     for _ in range(repeats):  # the rows and the floors take turns, so a burst of load hits them alike
         for key, (budget, extra) in rows.items():  # the same seed each time: the same result
             counting = Counting(model)
-            target = TorchTarget(counting, input_shape=(1, 8, 8), clip=(0.0, 1.0), device="cpu", batch_size=HSJ_BATCH)
+            target = TorchTarget(
+                counting, input_shape=(1, 8, 8), clip=(0.0, 1.0), device=_device_of(model), batch_size=HSJ_BATCH
+            )
             memory_format = target.memory_format
             view = target.view("black-box", "labels", budget=budget)
-            start = time.perf_counter()
+            start = _clock()
             finding = HopSkipJump(iterations=iterations, eps=None, n_samples=len(y), **extra).run(
                 view, load_digits(seed=0), AttackContext(seed=0)
             )
-            times[key].append(time.perf_counter() - start)
+            times[key].append(_clock() - start)
             metrics[key] = (finding.metrics, counting.count)
         times["floor"].append(_floor(model, x, art_queries, memory_format == "channels_last"))
         if memory_format == "channels_last" and not times["floor_default_layout"]:  # one run: 21 s on the CNN
@@ -258,25 +264,34 @@ def _hsj(model: nn.Module, x: torch.Tensor, y: torch.Tensor, iterations: int, re
     return out
 
 
-def run(quick: bool = False) -> dict[str, Any]:
-    """Square (aisec, ART, torchattacks) and HopSkipJump (aisec, ART) on the digits MLP and CNN."""
+def run(
+    quick: bool = False, device: str | torch.device = "cpu", large: bool = False, only: list[str] | None = None
+) -> dict[str, Any]:
+    """Square (aisec, ART, torchattacks) and HopSkipJump (aisec, ART) on the digits MLP and CNN; ``device``
+    (``"cpu"``, ``"cuda"``, ``"auto"``) is where the models, images and libraries run, ``large`` adds
+    ``cnn_large`` (whitebox.py's large CNN)."""
     from aisec.data import load_digits
 
+    dev = _resolve(device)
     torch.set_num_threads(1)
     load_before = [round(v, 2) for v in os.getloadavg()]
     data = load_digits(seed=0)
     n = 20 if quick else 100
     x, y = data.test_subset(n, 0)
     assert isinstance(x, torch.Tensor) and isinstance(data.x_train, torch.Tensor)
-    models = _models()
+    assert isinstance(y, torch.Tensor) and isinstance(data.x_test, torch.Tensor)
+    x, y = x.to(dev), y.to(dev)
+    x_test, y_test = data.x_test.to(dev), data.y_test.to(dev)
+    models = _models(large)
     if quick:
-        models = {"mlp": models["mlp"]}
+        models = {k: v for k, v in models.items() if k != "cnn"}
+    if only is not None:
+        models = {k: v for k, v in models.items() if k in only}
     results: dict[str, Any] = {}
     for name, model in models.items():
-        model = _train(model, data.x_train, data.y_train)
-        assert isinstance(data.x_test, torch.Tensor)
+        model = _train(model, data.x_train.to(dev), data.y_train.to(dev))
         results[name] = {
-            "clean_accuracy_test": round(_accuracy(model, data.x_test, data.y_test), 4),
+            "clean_accuracy_test": round(_accuracy(model, x_test, y_test), 4),
             "clean_accuracy_attacked": round(_accuracy(model, x, y), 4),
             "square": _square(model, x, y, 200 if quick else 1000, 1 if quick else 3),
             "hopskipjump": _hsj(model, x, y, 5 if quick else 20, 1 if quick else HSJ_REPEATS),
@@ -284,7 +299,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     import art
     import torchattacks
 
-    return {
+    out = {
         "benchmark": "evasion-blackbox",
         "command": COMMAND + (" --quick" if quick else ""),
         "quick": quick,
@@ -302,6 +317,10 @@ def run(quick: bool = False) -> dict[str, Any]:
         },
         "results": results,
     }
+    if dev.type != "cpu":
+        out["device"] = str(dev)
+        out["timing_sync"] = "torch.cuda.synchronize() before every clock reading"
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

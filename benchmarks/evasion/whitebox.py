@@ -19,9 +19,12 @@ one process on one torch thread (``torch.set_num_threads(1)``, see THREADS); eac
   torchattacks ``CW`` (its defaults) and aisec ``cw`` (its defaults): success rate over the images
   the model classifies right, median L2 of the successful adversarials, seconds.
 
+``run(device="cuda")`` puts the models, images and every library on the GPU (ART: ``device_type="gpu"``) and
+reads each clock after ``torch.cuda.synchronize()``; ``large=True`` adds ``cnn_large`` (see :func:`models`).
+
 Run alone::
 
-    benchmarks/.venv/bin/python benchmarks/evasion/whitebox.py [--quick]
+    benchmarks/.venv/bin/python benchmarks/evasion/whitebox.py [--quick] [--device cpu|cuda|auto] [--large]
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ REPEATS = 3
 #: PGD takes a few hundredths of a second here: more repeats, interleaved across the libraries.
 PGD_REPEATS = 7
 #: Timed repeats of aisec's robust-eval and torchattacks' AutoAttack per model (CNN: one, to fit the run in time).
-AA_REPEATS = {"mlp": 2, "cnn": 1}
+AA_REPEATS = {"mlp": 2, "cnn": 1, "cnn_large": 1}
 #: An AutoAttack row whose first aisec run takes under this many seconds is timed SHORT_ROW_REPEATS times for
 #: both libraries (at eps 0.2 a run is a few hundredths of a second: one scheduler hiccup doubles it).
 SHORT_ROW_SECONDS = 1.0
@@ -65,14 +68,52 @@ ART_SQUARE_ITERS = 1000
 ART_SQUARE_RESTARTS = 1
 #: ART's APGD-CE and APGD-DLR run 5 random starts each by default; here one, as in aisec and torchattacks.
 ART_APGD_RESTARTS = 1
-#: Where ART's AutoAttack runs (it is by far the slowest library): eps 0.1 on both models.
-ART_AA_EPS = {"mlp": (0.1,), "cnn": (0.1,)}
+#: Where ART's AutoAttack runs (it is by far the slowest library): eps 0.1 on every model.
+ART_AA_EPS = {"mlp": (0.1,), "cnn": (0.1,), "cnn_large": (0.1,)}
+#: ``--quick`` with the large CNN attacks this many test images in PGD and AutoAttack (a plumbing smoke run: the
+#: large CNN costs ~0.17 s per forward+backward pass of the 450 test images on one CPU thread).
+QUICK_LARGE_IMAGES = 100
 
 
-def models() -> dict[str, nn.Module]:
-    """The two benchmark models, freshly initialised from seed 0 (the same weights in every run)."""
+def clock() -> float:
+    """``time.perf_counter`` after waiting for the GPU's queued work (CUDA runs asynchronously); on a machine
+    where CUDA was never initialised it is ``time.perf_counter`` alone."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+    return time.perf_counter()
+
+
+def device_of(model: nn.Module) -> torch.device:
+    """The device the model's parameters live on (every library follows it)."""
+    return next(model.parameters()).device
+
+
+def resolve(device: str | torch.device) -> torch.device:
+    """``"auto"``: CUDA when it is available, else the CPU; ``"cuda"`` without a CUDA device is an error."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {str(device)!r} asked for, but torch sees no CUDA device")
+    return dev
+
+
+def to_numpy(x: torch.Tensor) -> np.ndarray:
+    """A tensor as the numpy array ART takes (copied to the host from a GPU)."""
+    return x.detach().cpu().numpy()
+
+
+def from_numpy(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+    """ART's numpy answer back as a tensor on ``like``'s device."""
+    return torch.from_numpy(a).to(like.device)
+
+
+def models(large: bool = False) -> dict[str, nn.Module]:
+    """The two benchmark models, freshly initialised from seed 0 (the same weights in every run); ``large`` adds
+    ``cnn_large`` (conv64-conv128 3x3, maxpool, conv256 3x3, maxpool, fc256, fc10; ~635k weights), seeded
+    from 0 on its own so the other two keep their weights."""
     torch.manual_seed(0)
-    return {
+    out = {
         "mlp": nn.Sequential(
             nn.Flatten(), nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10)
         ),
@@ -81,9 +122,19 @@ def models() -> dict[str, nn.Module]:
             nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64 * 4 * 4, 128), nn.ReLU(), nn.Linear(128, 10),
         ),
     }  # fmt: skip
+    if large:
+        torch.manual_seed(0)
+        out["cnn_large"] = nn.Sequential(
+            nn.Conv2d(1, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(128, 256, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+            nn.Linear(256 * 2 * 2, 256), nn.ReLU(), nn.Linear(256, 10),
+        )  # fmt: skip
+    return out
 
 
 def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int = 30) -> nn.Module:
+    """Adam (lr 1e-3), batches of 64, seed 0, on the device of ``x`` (the model is moved there)."""
+    model = model.to(x.device)
     torch.manual_seed(0)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(0)
@@ -141,7 +192,7 @@ def floor_seconds(
 
 
 def _floor_once(model: nn.Module, x: torch.Tensor, y: torch.Tensor, grad_rows: int, plain_rows: int) -> float:
-    start = time.perf_counter()
+    start = clock()
     for rows, grad in ((grad_rows, True), (plain_rows, False)):
         left = rows
         while left > 0:
@@ -154,7 +205,7 @@ def _floor_once(model: nn.Module, x: torch.Tensor, y: torch.Tensor, grad_rows: i
                 with torch.no_grad():
                     model(xb)
             left -= len(xb)
-    return time.perf_counter() - start
+    return clock() - start
 
 
 def timed(fn: Callable[[], Any], repeats: int = 1) -> tuple[Any, float]:
@@ -162,9 +213,9 @@ def timed(fn: Callable[[], Any], repeats: int = 1) -> tuple[Any, float]:
     the least disturbed run). ``fn`` reseeds itself, so every repeat computes the same thing."""
     best, out = float("inf"), None
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         out = fn()
-        best = min(best, time.perf_counter() - start)
+        best = min(best, clock() - start)
     return out, best
 
 
@@ -174,9 +225,9 @@ def timed_interleaved(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[s
     best = {k: (None, float("inf")) for k in fns}
     for _ in range(repeats):
         for k, fn in fns.items():
-            start = time.perf_counter()
+            start = clock()
             out = fn()
-            best[k] = (out, min(best[k][1], time.perf_counter() - start))
+            best[k] = (out, min(best[k][1], clock() - start))
     return best
 
 
@@ -198,8 +249,9 @@ def art_classifier(model: nn.Module) -> Any:
     from art.estimators.classification import PyTorchClassifier
 
     return PyTorchClassifier(
-        model=model, loss=nn.CrossEntropyLoss(), input_shape=(1, 8, 8), nb_classes=10, clip_values=(0.0, 1.0)
-    )
+        model=model, loss=nn.CrossEntropyLoss(), input_shape=(1, 8, 8), nb_classes=10, clip_values=(0.0, 1.0),
+        device_type="gpu" if device_of(model).type == "cuda" else "cpu",
+    )  # fmt: skip
 
 
 def pgd_row(model: nn.Module, data: Any, x: torch.Tensor, y: torch.Tensor, eps: float) -> dict[str, Any]:
@@ -209,7 +261,7 @@ def pgd_row(model: nn.Module, data: Any, x: torch.Tensor, y: torch.Tensor, eps: 
     from aisec.attacks.integrity.pgd import PGD
 
     row: dict[str, Any] = {"eps": eps}
-    target = TorchTarget(model, input_shape=(1, 8, 8), clip=(0.0, 1.0), device="cpu")
+    target = TorchTarget(model, input_shape=(1, 8, 8), clip=(0.0, 1.0), device=device_of(model))
     attack = PGD(eps=eps, steps=20, alpha=eps / 4, random_start=True, n_samples=None, batch_size=len(y))
     view = target.view("white-box", "probabilities")
     counter = Counter(model)
@@ -223,7 +275,7 @@ def pgd_row(model: nn.Module, data: Any, x: torch.Tensor, y: torch.Tensor, eps: 
         {
             "aisec": seeded(lambda: attack.run(view, data)),
             "torchattacks": seeded(lambda: ta(x, y)),
-            "art": seeded(lambda: art.generate(x.numpy(), y=y.numpy())),
+            "art": seeded(lambda: art.generate(to_numpy(x), y=to_numpy(y))),
             **{
                 f"floor_{i}": (lambda m=m: _floor_once(m, x, y, 20 * len(y), 2 * len(y)))
                 for i, m in enumerate(layouts(model))
@@ -236,7 +288,7 @@ def pgd_row(model: nn.Module, data: Any, x: torch.Tensor, y: torch.Tensor, eps: 
     x_adv, s = res["torchattacks"]
     row["torchattacks"] = {"robust_accuracy": accuracy(model, x_adv, y), "seconds": s}
     x_np, s = res["art"]
-    row["art"] = {"robust_accuracy": accuracy(model, torch.from_numpy(x_np), y), "seconds": s}
+    row["art"] = {"robust_accuracy": accuracy(model, from_numpy(x_np, x), y), "seconds": s}
     row["floor_seconds"] = min(v[1] for k, v in res.items() if k.startswith("floor_"))
     row["floor_seconds_by_layout"] = {
         ("as_given", "channels_last")[int(k[-1])]: v[1] for k, v in res.items() if k.startswith("floor_")
@@ -275,7 +327,7 @@ def _pgd_seeds(
         per["torchattacks"].append(accuracy(model, ta(x, y), y))
         np.random.seed(seed)
         torch.manual_seed(seed)
-        per["art"].append(accuracy(model, torch.from_numpy(art.generate(x.numpy(), y=y.numpy())), y))
+        per["art"].append(accuracy(model, from_numpy(art.generate(to_numpy(x), y=to_numpy(y)), x), y))
     return {
         "seeds": list(PGD_SEEDS),
         "robust_accuracy": per,
@@ -293,11 +345,11 @@ def autoattack_row(
     from aisec.attacks.integrity.ensemble import RobustEval
 
     row: dict[str, Any] = {"eps": eps}
-    target = TorchTarget(model, input_shape=(1, 8, 8), clip=(0.0, 1.0), device="cpu")
+    target = TorchTarget(model, input_shape=(1, 8, 8), clip=(0.0, 1.0), device=device_of(model))
     ens = RobustEval(eps=[eps], unbounded_check=False, n_samples=None)
-    first = time.perf_counter()
+    first = clock()
     seeded(lambda: ens.run(target.view("white-box", "probabilities", budget=None), data))()
-    if time.perf_counter() - first < SHORT_ROW_SECONDS:  # a sub-second row: timer noise, more repeats
+    if clock() - first < SHORT_ROW_SECONDS:  # a sub-second row: timer noise, more repeats
         repeats = SHORT_ROW_REPEATS
     f, s = timed(seeded(lambda: ens.run(target.view("white-box", "probabilities", budget=None), data)), repeats)
     row["aisec_robust_eval"] = {
@@ -322,9 +374,9 @@ def autoattack_row(
             art_classifier(model), norm=np.inf, eps=eps, eps_step=eps / 4, batch_size=len(y),
             attacks=_art_autoattack_suite(art_classifier(model), eps, len(y)),
         )  # fmt: skip
-        x_np, s = timed(seeded(lambda: art.generate(x.numpy(), y=y.numpy())))
+        x_np, s = timed(seeded(lambda: art.generate(to_numpy(x), y=to_numpy(y))))
         row["art"] = {
-            "robust_accuracy": accuracy(model, torch.from_numpy(x_np), y), "seconds": s,
+            "robust_accuracy": accuracy(model, from_numpy(x_np, x), y), "seconds": s,
             "square": {"max_iter": ART_SQUARE_ITERS, "nb_restarts": ART_SQUARE_RESTARTS,
                        "reduced_from": {"max_iter": 5000, "nb_restarts": 5}},
             "apgd_nb_random_init": ART_APGD_RESTARTS, "apgd_nb_random_init_reduced_from": 5,
@@ -374,8 +426,8 @@ def deepfool_row(model: nn.Module, data: Any, x: torch.Tensor, y: torch.Tensor) 
                 "median_l2": l2.median().item() if len(l2) else None, "seconds": s}  # fmt: skip
 
     row: dict[str, Any] = {"n": len(y), "clean_correct": int(ok.sum())}
-    target = TorchTarget(model, input_shape=(1, 8, 8), clip=(0.0, 1.0), device="cpu")
-    sub = dataclasses.replace(data, x_test=x, y_test=y)
+    target = TorchTarget(model, input_shape=(1, 8, 8), clip=(0.0, 1.0), device=device_of(model))
+    sub = dataclasses.replace(data, x_test=x.cpu(), y_test=y.cpu())  # aisec's data stay on the host
     attack = DeepFool(n_samples=None, steps=50, overshoot=0.02, candidates=10)
     ta = torchattacks.DeepFool(model, steps=50, overshoot=0.02)
     art = ARTDeepFool(art_classifier(model), max_iter=50, epsilon=0.02, nb_grads=10, batch_size=len(y), verbose=False)
@@ -383,7 +435,7 @@ def deepfool_row(model: nn.Module, data: Any, x: torch.Tensor, y: torch.Tensor) 
         {
             "aisec": seeded(lambda: attack.run(target.view("white-box", "probabilities"), sub)),
             "torchattacks": seeded(lambda: ta(x, y)),
-            "art": seeded(lambda: art.generate(x.numpy())),
+            "art": seeded(lambda: art.generate(to_numpy(x))),
         },
         2,
     )
@@ -391,7 +443,7 @@ def deepfool_row(model: nn.Module, data: Any, x: torch.Tensor, y: torch.Tensor) 
     row["aisec"] = {"success_rate": f.metrics["unbounded_success_rate"], "median_l2": f.metrics["median_l2"],
                     "seconds": s}  # fmt: skip
     row["torchattacks"] = stats(res["torchattacks"][0], res["torchattacks"][1])
-    row["art"] = stats(torch.from_numpy(res["art"][0]), res["art"][1])
+    row["art"] = stats(from_numpy(res["art"][0], x), res["art"][1])
     for p in ("art", "torchattacks"):
         row[f"aisec_time_vs_{p}"] = row["aisec"]["seconds"] / row[p]["seconds"]
         if row[p]["median_l2"]:
@@ -421,8 +473,8 @@ def cw_row(model: nn.Module, data: Any, x: torch.Tensor, y: torch.Tensor) -> dic
         }
 
     row: dict[str, Any] = {"n": len(y), "clean_correct": int(ok.sum())}
-    target = TorchTarget(model, input_shape=(1, 8, 8), clip=(0.0, 1.0), device="cpu")
-    sub = dataclasses.replace(data, x_test=x, y_test=y)
+    target = TorchTarget(model, input_shape=(1, 8, 8), clip=(0.0, 1.0), device=device_of(model))
+    sub = dataclasses.replace(data, x_test=x.cpu(), y_test=y.cpu())  # aisec's data stay on the host
     cw = CarliniWagnerL2(n_samples=None)
     f, s = timed(seeded(lambda: cw.run(target.view("white-box", "probabilities"), sub)), 2)
     x_mine = cw_l2(model, x, y, clip=(0.0, 1.0))[0]  # the same run again (seeded, deterministic), for the L2s
@@ -435,13 +487,13 @@ def cw_row(model: nn.Module, data: Any, x: torch.Tensor, y: torch.Tensor) -> dic
     x_adv, s = timed(seeded(lambda: torchattacks.CW(model)(x, y)), 2)
     row["torchattacks"] = stats(x_adv, s)
     art = CarliniL2Method(art_classifier(model), batch_size=len(y), verbose=False)
-    x_np, s = timed(seeded(lambda: art.generate(x.numpy(), y=y.numpy())))
-    row["art"] = stats(torch.from_numpy(x_np), s)
+    x_np, s = timed(seeded(lambda: art.generate(to_numpy(x), y=to_numpy(y))))
+    row["art"] = stats(from_numpy(x_np, x), s)
     # like with like: on the images each peer broke, aisec's median L2 there against the peer's
     with torch.no_grad():
         mine_hit = (model(x_mine).argmax(1) != y) & ok
     mine_dist = torch.where(mine_hit, (x_mine - x).flatten(1).norm(dim=1), torch.inf)
-    for p, xp in (("torchattacks", x_adv), ("art", torch.from_numpy(x_np))):
+    for p, xp in (("torchattacks", x_adv), ("art", from_numpy(x_np, x))):
         with torch.no_grad():
             hit = (model(xp).argmax(1) != y) & ok
         if hit.any():
@@ -471,36 +523,59 @@ def _median_inf(d: torch.Tensor) -> float | None:
     return m if m != float("inf") else None
 
 
-def run(quick: bool = False) -> dict[str, Any]:
-    """Every white-box comparison; ``quick`` runs the MLP at eps 0.1 only, without ART's AutoAttack."""
+def run(
+    quick: bool = False, device: str | torch.device = "cpu", large: bool = False, only: list[str] | None = None
+) -> dict[str, Any]:
+    """Every white-box comparison; ``quick`` runs the MLP at eps 0.1 only, without ART's AutoAttack.
+
+    ``device`` (``"cpu"``, ``"cuda"``, ``"auto"``) is where the models, the test images and every library run;
+    ``large`` adds ``cnn_large`` (with ``quick``, beside the MLP, on the first QUICK_LARGE_IMAGES test images).
+    """
+    dev = resolve(device)
     torch.set_num_threads(THREADS)
     with contextlib.suppress(ImportError):  # robust-eval's default suite takes Square when it is registered
         importlib.import_module("aisec.attacks.integrity.square")
     data = load_digits()
     assert isinstance(data.x_train, torch.Tensor) and isinstance(data.x_test, torch.Tensor)
-    x, y = data.x_test, data.y_test
+    x, y = data.x_test.to(dev), data.y_test.to(dev)
+    x_train, y_train = data.x_train.to(dev), data.y_train.to(dev)
+    aa_repeats = {k: v for k, v in AA_REPEATS.items() if large or k != "cnn_large"}
+    art_aa_eps = {k: v for k, v in ART_AA_EPS.items() if large or k != "cnn_large"}
     out: dict[str, Any] = {
         "torch_threads": THREADS,
         "timing": f"PGD and its floor: fastest of {PGD_REPEATS} runs interleaved across the libraries; AutoAttack / "
-        f"robust-eval: fastest of {AA_REPEATS} runs (per model) for aisec and torchattacks; C&W: fastest of 2; "
+        f"robust-eval: fastest of {aa_repeats} runs (per model) for aisec and torchattacks; C&W: fastest of 2; "
         "DeepFool: fastest of 2 interleaved; one run for ART's AutoAttack and C&W",
         "art_autoattack": f"ART's default suite (APGD-CE, APGD-DLR, DeepFool, Square) reduced to fit the run on a "
         f"shared 2-core machine: APGD with {ART_APGD_RESTARTS} random start (default 5, as aisec and torchattacks "
         f"use 1), Square at {ART_SQUARE_ITERS} iterations x {ART_SQUARE_RESTARTS} restart (default 5000 x 5; "
-        f"1,000 queries per image is the Square budget of aisec's robust-eval); run at eps {ART_AA_EPS} only",
+        f"1,000 queries per image is the Square budget of aisec's robust-eval); run at eps {art_aa_eps} only",
         "n_test": len(y),
         "models": {},
     }
+    if dev.type != "cpu":
+        out["device"] = str(dev)
+        out["timing_sync"] = "torch.cuda.synchronize() before every clock reading"
     names = ["mlp"] if quick else ["mlp", "cnn"]
+    if large:
+        names.append("cnn_large")
+    if only is not None:
+        names = [n for n in names if n in only]
     grid = [0.1] if quick else [0.05, 0.1, 0.2]
     for name in names:
-        model = train(models()[name], data.x_train, data.y_train)
+        model = train(models(large)[name], x_train, y_train)
         pgd_row(model, data, x[:64], y[:64], 0.1)  # warm-up: first calls of each library pay one-off costs
+        xs, ys, sub = x, y, data
+        if quick and name == "cnn_large":  # a smoke run: fewer images for the large CNN
+            xs, ys = x[:QUICK_LARGE_IMAGES], y[:QUICK_LARGE_IMAGES]
+            sub = dataclasses.replace(data, x_test=xs.cpu(), y_test=ys.cpu())
         res: dict[str, Any] = {"clean_accuracy": accuracy(model, x, y)}
-        res["pgd"] = [pgd_row(model, data, x, y, eps) for eps in grid]
+        if len(ys) != len(y):
+            res["n_attacked"] = len(ys)
+        res["pgd"] = [pgd_row(model, sub, xs, ys, eps) for eps in grid]
         res["autoattack"] = [
             autoattack_row(
-                model, data, x, y, eps, with_art=not quick and eps in ART_AA_EPS[name], repeats=AA_REPEATS[name]
+                model, sub, xs, ys, eps, with_art=not quick and eps in ART_AA_EPS[name], repeats=AA_REPEATS[name]
             )
             for eps in grid
         ]
@@ -514,4 +589,7 @@ def run(quick: bool = False) -> dict[str, Any]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    print(json.dumps(run(parser.parse_args().quick), indent=2))
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (cuda when available)")
+    parser.add_argument("--large", action="store_true", help="add the large CNN (cnn_large)")
+    args = parser.parse_args()
+    print(json.dumps(run(args.quick, args.device, args.large), indent=2))
