@@ -64,6 +64,8 @@ class HopSkipJumpConfig:
 #: Fewest queries per input worth spending: the clean query, the first boundary search and one round.
 MIN_QUERIES_PER_INPUT = 200
 _RESERVE = 40  # queries per round kept for the step-size and boundary searches
+#: Most probe values one gradient query holds (2**26 floats, 256 MiB): larger rounds go in groups of inputs.
+PROBE_FLOATS = 1 << 26
 
 
 def _bc(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -139,6 +141,21 @@ class _Search:
         return blend(hi, every)
 
     def gradient(self, idx: torch.Tensor, adv: torch.Tensor, dist: torch.Tensor, n_evals: int) -> torch.Tensor:
+        """:meth:`_estimate` over groups of inputs whose probes fit in :data:`PROBE_FLOATS` floats.
+
+        On 8x8 digits all inputs are one group (100 x 1,000 x 64 floats); on larger images the
+        probes of every input at once would not fit in memory, so the round takes a few queries.
+        """
+        group = max(1, PROBE_FLOATS // (n_evals * self.d))
+        if len(idx) <= group:
+            return self._estimate(idx, adv, dist, n_evals)
+        parts = [
+            self._estimate(idx[s : s + group], adv[s : s + group], dist[s : s + group], n_evals)
+            for s in range(0, len(idx), group)
+        ]
+        return torch.cat(parts)
+
+    def _estimate(self, idx: torch.Tensor, adv: torch.Tensor, dist: torch.Tensor, n_evals: int) -> torch.Tensor:
         """Monte-Carlo estimate of the boundary's normal at each ``adv``: one batched query for all probes.
 
         The probes are ``adv + delta * u / |u|``, clipped to the valid range. One set of ``n_evals``
@@ -157,7 +174,8 @@ class _Search:
         u /= torch.linalg.vector_norm(u, dim=1, keepdim=True).clamp_min_(1e-12)
         if self._probes.numel() < k * n_evals * self.d:
             most = len(self.y) * min(self.cfg.max_evals, int(self.cfg.init_evals * math.sqrt(self.cfg.iterations)))
-            self._probes = torch.empty(max(most, k * n_evals) * self.d, device=adv.device)
+            most = min(most * self.d, max(PROBE_FLOATS, n_evals * self.d))  # never more than one group's probes
+            self._probes = torch.empty(max(most, k * n_evals * self.d), device=adv.device)
         probes = self._probes[: k * n_evals * self.d].view(k, n_evals, self.d)
         torch.addcmul(flat, (scale * self.theta * dist).view(k, 1, 1), u, out=probes)  # one pass: adv + delta * u
         if self.clip is not None:
