@@ -43,7 +43,8 @@ from torch import nn
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from whitebox import accuracy as _accuracy  # noqa: E402  (the same models, training and helpers as white-box)
+from whitebox import ChannelsLast as _ChannelsLast  # noqa: E402  (the same models, training and helpers as white-box)
+from whitebox import accuracy as _accuracy  # noqa: E402
 from whitebox import art_classifier as _art_classifier  # noqa: E402
 from whitebox import clock as _clock  # noqa: E402
 from whitebox import device_of as _device_of  # noqa: E402
@@ -166,7 +167,7 @@ def _floor(model: nn.Module, x: torch.Tensor, rows: int, channels_last: bool) ->
     """Seconds of plain forward passes (argmax only) over ``rows`` inputs in passes of HSJ_BATCH rows."""
     batch = x.repeat((HSJ_BATCH + len(x) - 1) // len(x), 1, 1, 1)[:HSJ_BATCH]
     if channels_last:
-        model = copy.deepcopy(model).to(memory_format=torch.channels_last)
+        model = _ChannelsLast(model)
         batch = batch.contiguous(memory_format=torch.channels_last)
     start = _clock()
     with torch.no_grad():
