@@ -9,17 +9,17 @@ import numpy as np
 import torch
 from scipy.stats import norm
 
-from aisec.attacks.base import Attack, AttackContext, AttackResult
+from aisec.attacks.base import AttackContext, AttackResult
 from aisec.attacks.privacy.metrics import bootstrap_intervals, membership_metrics
 from aisec.attacks.privacy.shadow_config import (
     ShadowAttackConfig,
+    ShadowMembershipAttack,
     attacker_pool,
     resolution_flags,
     shadow_evidence,
     train_shadows,
 )
 from aisec.attacks.privacy.shadows import stacked_phi, true_class_logit
-from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.data.dataset import Dataset
 from aisec.errors import ConfigError
 from aisec.registry import register_attack
@@ -94,7 +94,7 @@ def _phi(view: TargetView, x: torch.Tensor, y: torch.Tensor, batch: int) -> np.n
 
 
 @register_attack
-class LiRA(Attack):
+class LiRA(ShadowMembershipAttack):
     """Likelihood-ratio membership inference, LiRA (Carlini et al. 2022, arXiv:2112.03570).
 
     For each candidate point the attacker models the target's logit-scaled confidence in the
@@ -113,16 +113,7 @@ class LiRA(Attack):
     """
 
     name = "lira"
-    goal = Goal.PRIVACY
-    needs = frozenset({Capability.PROBABILITIES, Capability.DATA_SAMPLE})
-    modalities = frozenset({Modality.IMAGE, Modality.TABULAR})
-    knowledge = Knowledge.GREY_BOX
-    atlas = "AML.T0024.000"
-    owasp = "ML04"
     paper = "Carlini et al. 2022, Membership Inference Attacks From First Principles, arXiv:2112.03570"
-    headline = "tpr_at_0.1pct_fpr"
-    worse_when = "higher"
-    min_queries = 100
     Config = LiRAConfig
 
     def _run(self, view: TargetView, data: Dataset, ctx: AttackContext) -> AttackResult:

@@ -9,18 +9,18 @@ import numpy as np
 import torch
 from scipy.special import expit
 
-from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
+from aisec.attacks.base import AttackContext, AttackResult, check_config
 from aisec.attacks.privacy.lira import _phi
 from aisec.attacks.privacy.metrics import bootstrap_intervals, membership_metrics
 from aisec.attacks.privacy.shadow_config import (
     ShadowAttackConfig,
+    ShadowMembershipAttack,
     attacker_pool,
     resolution_flags,
     shadow_evidence,
     train_shadows,
 )
 from aisec.attacks.privacy.shadows import stacked_phi
-from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.data.dataset import Dataset
 from aisec.errors import ConfigError, InputValidationError
 from aisec.registry import register_attack
@@ -120,7 +120,7 @@ def _true_prob(phi: np.ndarray) -> np.ndarray:
 
 
 @register_attack
-class RMIA(Attack):
+class RMIA(ShadowMembershipAttack):
     """Relative membership inference, RMIA (Zarifzadeh, Liu and Shokri 2024, arXiv:2312.03262).
 
     The likelihood ratio of a candidate x, Pr(x|theta) / Pr(x), is the target's probability of
@@ -138,16 +138,7 @@ class RMIA(Attack):
     """
 
     name = "rmia"
-    goal = Goal.PRIVACY
-    needs = frozenset({Capability.PROBABILITIES, Capability.DATA_SAMPLE})
-    modalities = frozenset({Modality.IMAGE, Modality.TABULAR})
-    knowledge = Knowledge.GREY_BOX
-    atlas = "AML.T0024.000"
-    owasp = "ML04"
     paper = "Zarifzadeh, Liu and Shokri 2024, Low-Cost High-Power Membership Inference Attacks, arXiv:2312.03262"
-    headline = "tpr_at_0.1pct_fpr"
-    worse_when = "higher"
-    min_queries = 100
     Config = RMIAConfig
 
     def _run(self, view: TargetView, data: Dataset, ctx: AttackContext) -> AttackResult:

@@ -9,16 +9,34 @@ same recipe gives the same cache key and the three attacks share their cached sh
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
 
-from aisec.attacks.base import AttackContext, check_config
+from aisec.attacks.base import Attack, AttackContext, check_config
 from aisec.attacks.privacy.shadows import ShadowSet, TrainingRecipe, shadow_models
+from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.data.dataset import Dataset
 from aisec.errors import ConfigError, InputValidationError
 from aisec.targets.base import TargetView
+
+
+class ShadowMembershipAttack(Attack):
+    """What the shadow-model membership attacks (``lira``, ``rmia``, ``shokri``) declare alike: a grey-box
+    attacker with probabilities and a data sample (ATLAS AML.T0024.000, OWASP ML04), TPR at 0.1% FPR as
+    the headline. Subclasses add their name, paper, config and ``_run``.
+    """
+
+    goal: ClassVar[Goal] = Goal.PRIVACY
+    needs: ClassVar[frozenset[Capability]] = frozenset({Capability.PROBABILITIES, Capability.DATA_SAMPLE})
+    modalities: ClassVar[frozenset[Modality]] = frozenset({Modality.IMAGE, Modality.TABULAR})
+    knowledge: ClassVar[Knowledge] = Knowledge.GREY_BOX
+    atlas: ClassVar[str] = "AML.T0024.000"
+    owasp: ClassVar[str] = "ML04"
+    headline: ClassVar[str] = "tpr_at_0.1pct_fpr"
+    worse_when: ClassVar[Literal["higher", "lower"]] = "higher"
+    min_queries: ClassVar[int] = 100
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

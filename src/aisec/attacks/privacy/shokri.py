@@ -8,17 +8,17 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from aisec.attacks.base import Attack, AttackContext, AttackResult
+from aisec.attacks.base import AttackContext, AttackResult
 from aisec.attacks.privacy.metrics import bootstrap_intervals, membership_metrics
 from aisec.attacks.privacy.shadow_config import (
     ShadowAttackConfig,
+    ShadowMembershipAttack,
     attacker_pool,
     resolution_flags,
     shadow_evidence,
     train_shadows,
 )
 from aisec.attacks.privacy.shadows import StackedMLP, true_class_logit
-from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.data.dataset import Dataset
 from aisec.errors import ConfigError
 from aisec.registry import register_attack
@@ -133,7 +133,7 @@ def _answers(view: TargetView, x: torch.Tensor, y: torch.Tensor, batch: int) -> 
 
 
 @register_attack
-class ShadowModelAttack(Attack):
+class ShadowModelAttack(ShadowMembershipAttack):
     """Membership inference with shadow models and attack models (Shokri et al. 2017, arXiv:1610.05820).
 
     The attacker trains shadow models with the target's recipe on random halves of its data
@@ -150,16 +150,7 @@ class ShadowModelAttack(Attack):
     """
 
     name = "shokri"
-    goal = Goal.PRIVACY
-    needs = frozenset({Capability.PROBABILITIES, Capability.DATA_SAMPLE})
-    modalities = frozenset({Modality.IMAGE, Modality.TABULAR})
-    knowledge = Knowledge.GREY_BOX
-    atlas = "AML.T0024.000"
-    owasp = "ML04"
     paper = "Shokri et al. 2017, Membership Inference Attacks Against Machine Learning Models, arXiv:1610.05820"
-    headline = "tpr_at_0.1pct_fpr"
-    worse_when = "higher"
-    min_queries = 100
     Config = ShokriConfig
 
     def _run(self, view: TargetView, data: Dataset, ctx: AttackContext) -> AttackResult:
