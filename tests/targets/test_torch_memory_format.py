@@ -107,3 +107,22 @@ def test_a_traced_torchscript_file_runs_channels_last(digits_cnn: nn.Module, dig
     assert torch.equal(target.view("black-box", "labels").predict(digits.x_test), expected.argmax(1))
     probs = target.view("black-box", "probabilities").predict_proba(digits.x_test)
     assert torch.allclose(probs, expected.softmax(1), atol=1e-5)
+
+
+def test_a_spec_file_chooses_the_layout(digits_cnn: nn.Module, digits: Dataset, tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from aisec.core.config import TargetSpec
+    from aisec.targets import load_target
+
+    path = tmp_path / "cnn.pt"
+    with torch.no_grad():
+        torch.jit.save(torch.jit.trace(digits_cnn, digits.x_test[:2]), str(path))
+    chosen = {
+        fmt: load_target(TargetSpec(kind="torch", path=str(path), device="cpu", memory_format=fmt), digits)
+        for fmt in ("auto", "contiguous")
+    }
+    assert chosen["auto"].memory_format == "channels_last"  # type: ignore[attr-defined]
+    assert chosen["contiguous"].memory_format == "contiguous"  # type: ignore[attr-defined]
+    with pytest.raises(ValidationError, match="memory_format applies to torch targets"):
+        TargetSpec(kind="sklearn", path="model.joblib", memory_format="contiguous")

@@ -43,6 +43,13 @@ class TargetSpec(_Strict):
     n_classes: int | None = None
     outputs: Literal["logits", "probabilities"] = "logits"
     device: str = "auto"
+    memory_format: Literal["auto", "contiguous", "channels_last"] = Field(
+        "auto",
+        description=(
+            "torch: the layout the model runs in. 'auto' runs a CNN on the CPU through a checked channels-last copy "
+            "(about 2x faster per query); 'contiguous' runs the model as loaded."
+        ),
+    )
     timeout: float = Field(10.0, gt=0)
     retries: int = Field(3, ge=0)
     batch_size: int = Field(256, ge=1)
@@ -65,6 +72,8 @@ class TargetSpec(_Strict):
                 raise ValueError("an http target needs url")
         elif not self.path:
             raise ValueError(f"a {self.kind} target needs path")
+        if self.kind != "torch" and self.memory_format != "auto":
+            raise ValueError(f"memory_format applies to torch targets, not {self.kind}")
         return self
 
 

@@ -29,6 +29,7 @@ def load_target(spec: TargetSpec, data: Dataset) -> Target:
             modality=data.modality,
             outputs=spec.outputs,
             device=spec.device,
+            memory_format=spec.memory_format,
         )
     if spec.kind == "sklearn":
         assert spec.path is not None
