@@ -52,7 +52,7 @@ from torch import nn
 
 from aisec.attacks.base import AttackContext
 from aisec.attacks.privacy.dp_audit import DPAudit
-from aisec.attacks.privacy.shadows import TrainingRecipe, train_mlp
+from aisec.attacks.privacy.stacked import TrainingRecipe, train_mlp
 from aisec.data import load_digits
 from aisec.defenses.training.dp import DPSGD
 from aisec.targets import TorchTarget

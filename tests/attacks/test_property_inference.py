@@ -22,7 +22,7 @@ from aisec.attacks.privacy.property_inference import (
     mlp_layers,
     neuron_summary,
 )
-from aisec.attacks.privacy.shadows import StackedMLP, TrainingRecipe, train_mlp
+from aisec.attacks.privacy.stacked import StackedMLP, TrainingRecipe, train_mlp
 from aisec.data import Dataset, load_breast_cancer
 from aisec.errors import AccessDeniedError, ConfigError, InputValidationError
 from aisec.registry import attacks

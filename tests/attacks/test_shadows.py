@@ -7,17 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from aisec.attacks.privacy import shadows as shadows_mod
-from aisec.attacks.privacy.shadows import (
-    StackedMLP,
-    TrainingRecipe,
-    half_masks,
-    shadow_models,
-    stacked_phi,
-    train_mlp,
-    train_stacked,
-    true_class_logit,
-)
+from aisec.attacks.privacy import precision as precision_mod
+from aisec.attacks.privacy.shadows import shadow_models, stacked_phi, true_class_logit
+from aisec.attacks.privacy.stacked import StackedMLP, TrainingRecipe, half_masks, train_mlp, train_stacked
 from aisec.data import Dataset
 from aisec.errors import ConfigError, InputValidationError
 
@@ -179,7 +171,7 @@ def test_seeds_and_padding_are_checked(pool: tuple[torch.Tensor, torch.Tensor]) 
 
 
 needs_bf16 = pytest.mark.skipif(
-    shadows_mod.bf16_matmul_speedup() < 1.5, reason="no fast bfloat16 matmul on this CPU (AVX512-BF16 / AMX)"
+    precision_mod.bf16_matmul_speedup() < 1.5, reason="no fast bfloat16 matmul on this CPU (AVX512-BF16 / AMX)"
 )
 
 
@@ -227,12 +219,12 @@ def test_bf16_falls_back_to_fp32_where_it_is_not_faster(
     pool: tuple[torch.Tensor, torch.Tensor], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     x, y = pool
-    monkeypatch.setattr(shadows_mod, "bf16_matmul_speedup", lambda: 1.0)
+    monkeypatch.setattr(precision_mod, "bf16_matmul_speedup", lambda: 1.0)
     recipe = TrainingRecipe(hidden=(8,), epochs=1)
-    with caplog.at_level("INFO", logger=shadows_mod.__name__):
+    with caplog.at_level("INFO", logger=precision_mod.__name__):
         s = shadow_models(x, y, 10, recipe, 2, seed=0, cache=False, precision="bf16")
     assert s.precision == "fp32" and "training in fp32" in caplog.text
     assert s.key == shadow_models(x, y, 10, recipe, 2, seed=0, cache=False).key
-    assert shadows_mod.resolve_precision("auto") == "fp32"
+    assert precision_mod.resolve_precision("auto") == "fp32"
     with pytest.raises(ConfigError, match="precision"):
-        shadows_mod.resolve_precision("fp16")
+        precision_mod.resolve_precision("fp16")

@@ -13,7 +13,7 @@ from torch import nn
 
 from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
 from aisec.attacks.privacy.shadow_config import attacker_pool
-from aisec.attacks.privacy.shadows import StackedMLP, TrainingRecipe, train_stacked
+from aisec.attacks.privacy.stacked import StackedMLP, TrainingRecipe, train_stacked
 from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.data.dataset import Dataset
 from aisec.errors import ConfigError, InputValidationError

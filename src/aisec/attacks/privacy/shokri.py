@@ -18,7 +18,8 @@ from aisec.attacks.privacy.shadow_config import (
     shadow_evidence,
     train_shadows,
 )
-from aisec.attacks.privacy.shadows import StackedMLP, true_class_logit
+from aisec.attacks.privacy.shadows import true_class_logit
+from aisec.attacks.privacy.stacked import StackedMLP
 from aisec.data.dataset import Dataset
 from aisec.errors import ConfigError
 from aisec.registry import register_attack
