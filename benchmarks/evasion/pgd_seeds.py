@@ -31,12 +31,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from whitebox import THREADS, accuracy, art_classifier, from_numpy, models, to_numpy, train
+from whitebox import THREADS, models, pgd_attacks, pgd_per_seed, train
 
-from aisec.attacks.base import AttackContext
-from aisec.attacks.integrity.pgd import PGD
 from aisec.data import load_digits
-from aisec.targets import TorchTarget
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "evasion-pgd-seeds.json"
 SEEDS = tuple(range(20))
@@ -62,26 +59,12 @@ def _difference(ours: dict[str, Any], peer: dict[str, Any]) -> dict[str, float]:
 
 
 def study(name: str, model: torch.nn.Module, data: Any, eps: float) -> dict[str, Any]:
-    import torchattacks
-    from art.attacks.evasion import ProjectedGradientDescent
-
     x, y = data.x_test, data.y_test
-    view = TorchTarget(model, input_shape=(1, 8, 8), clip=(0.0, 1.0), device="cpu").view("white-box", "probabilities")
-    ours = PGD(eps=eps, steps=20, alpha=eps / 4, random_start=True, n_samples=None, batch_size=len(y))
-    ta = torchattacks.PGD(model, eps=eps, alpha=eps / 4, steps=20, random_start=True)
-    art = ProjectedGradientDescent(
-        art_classifier(model), eps=eps, eps_step=eps / 4, max_iter=20, num_random_init=1, batch_size=len(y),
-        verbose=False,
-    )  # fmt: skip
-    per: dict[str, list[int]] = {"aisec": [], "torchattacks": [], "art": []}
-    for seed in SEEDS:
-        f = ours.run(view, data, AttackContext(seed=seed))
-        per["aisec"].append(round(f.metrics["robust_accuracy"] * len(y)))
-        torch.manual_seed(seed)
-        per["torchattacks"].append(round(accuracy(model, ta(x, y), y) * len(y)))
-        np.random.seed(seed)
-        torch.manual_seed(seed)
-        per["art"].append(round(accuracy(model, from_numpy(art.generate(to_numpy(x), y=to_numpy(y)), x), y) * len(y)))
+    attack, view, ta, art = pgd_attacks(model, eps, len(y))
+    per = {
+        lib: [round(acc * len(y)) for acc in accs]
+        for lib, accs in pgd_per_seed(model, data, x, y, attack, view, ta, art, seeds=SEEDS).items()
+    }
     row: dict[str, Any] = {"model": name, "eps": eps, **{k: _summary(v, len(y)) for k, v in per.items()}}
     best = min(("torchattacks", "art"), key=lambda p: row[p]["mean_images"])
     diff = _difference(row["aisec"], row[best])

@@ -254,22 +254,26 @@ def art_classifier(model: nn.Module) -> Any:
     )  # fmt: skip
 
 
-def pgd_row(model: nn.Module, data: Any, x: torch.Tensor, y: torch.Tensor, eps: float) -> dict[str, Any]:
+def pgd_attacks(model: nn.Module, eps: float, n: int, ta_model: nn.Module | None = None) -> tuple[Any, Any, Any, Any]:
+    """The protocol's PGD (20 steps of eps/4, one random start, one batch of ``n``) in each library:
+    ``(aisec attack, its white-box view, torchattacks, ART)``; torchattacks runs ``ta_model`` (default ``model``)."""
     import torchattacks
     from art.attacks.evasion import ProjectedGradientDescent
 
     from aisec.attacks.integrity.pgd import PGD
 
-    row: dict[str, Any] = {"eps": eps}
     target = TorchTarget(model, input_shape=(1, 8, 8), clip=(0.0, 1.0), device=device_of(model))
-    attack = PGD(eps=eps, steps=20, alpha=eps / 4, random_start=True, n_samples=None, batch_size=len(y))
-    view = target.view("white-box", "probabilities")
-    counter = Counter(model)
-    ta = torchattacks.PGD(counter, eps=eps, alpha=eps / 4, steps=20, random_start=True)
+    attack = PGD(eps=eps, steps=20, alpha=eps / 4, random_start=True, n_samples=None, batch_size=n)
+    ta = torchattacks.PGD(ta_model or model, eps=eps, alpha=eps / 4, steps=20, random_start=True)
     art = ProjectedGradientDescent(
-        art_classifier(model), eps=eps, eps_step=eps / 4, max_iter=20, num_random_init=1, batch_size=len(y),
-        verbose=False,
-    )  # fmt: skip
+        art_classifier(model), eps=eps, eps_step=eps / 4, max_iter=20, num_random_init=1, batch_size=n, verbose=False
+    )
+    return attack, target.view("white-box", "probabilities"), ta, art
+
+
+def pgd_row(model: nn.Module, data: Any, x: torch.Tensor, y: torch.Tensor, eps: float) -> dict[str, Any]:
+    row: dict[str, Any] = {"eps": eps}
+    attack, view, ta, art = pgd_attacks(model, eps, len(y), ta_model=Counter(model))
     # aisec's PGD: one clean forward, 20 forward+backward, one final forward on the batch
     res = timed_interleaved(
         {
@@ -308,18 +312,16 @@ def pgd_row(model: nn.Module, data: Any, x: torch.Tensor, y: torch.Tensor, eps: 
     return row
 
 
-def _pgd_seeds(
-    model: nn.Module, data: Any, x: torch.Tensor, y: torch.Tensor, attack: Any, view: Any, ta: Any, art: Any
-) -> dict[str, Any]:
-    """Robust accuracy of each library's PGD over :data:`PGD_SEEDS` random starts.
-
-    One seed decides a handful of the 450 images (the random start), so the goal is judged on the mean
-    over seeds: aisec seeds its start from the run's seed, torchattacks and ART from the global RNGs.
-    """
+def pgd_per_seed(
+    model: nn.Module, data: Any, x: torch.Tensor, y: torch.Tensor, attack: Any, view: Any, ta: Any, art: Any,
+    seeds: tuple[int, ...] = PGD_SEEDS,
+) -> dict[str, list[float]]:  # fmt: skip
+    """Robust accuracy of each library's PGD (:func:`pgd_attacks`) for each random start in ``seeds``: aisec
+    seeds its start from the run's seed, torchattacks and ART from the global RNGs."""
     from aisec.attacks.base import AttackContext
 
     per: dict[str, list[float]] = {"aisec": [], "torchattacks": [], "art": []}
-    for seed in PGD_SEEDS:
+    for seed in seeds:
         torch.manual_seed(seed)
         np.random.seed(seed)
         per["aisec"].append(attack.run(view, data, AttackContext(seed=seed)).metrics["robust_accuracy"])
@@ -328,6 +330,17 @@ def _pgd_seeds(
         np.random.seed(seed)
         torch.manual_seed(seed)
         per["art"].append(accuracy(model, from_numpy(art.generate(to_numpy(x), y=to_numpy(y)), x), y))
+    return per
+
+
+def _pgd_seeds(
+    model: nn.Module, data: Any, x: torch.Tensor, y: torch.Tensor, attack: Any, view: Any, ta: Any, art: Any
+) -> dict[str, Any]:
+    """Robust accuracy of each library's PGD over :data:`PGD_SEEDS` random starts, with mean, min and max.
+
+    One seed decides a handful of the 450 images (the random start), so the goal is judged on the mean.
+    """
+    per = pgd_per_seed(model, data, x, y, attack, view, ta, art)
     return {
         "seeds": list(PGD_SEEDS),
         "robust_accuracy": per,
