@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from aisec.attacks.base import AttackContext, AttackResult, check_config
-from aisec.attacks.integrity.common import WhiteBoxEvasion, evasion_inputs
+from aisec.attacks.integrity.common import WhiteBoxEvasion, correct_batches, evasion_inputs
 from aisec.data.dataset import Dataset
 from aisec.errors import ConfigError
 from aisec.registry import register_attack
@@ -261,12 +261,7 @@ class APGD(WhiteBoxEvasion):
         clean_ok = torch.zeros(n, dtype=torch.bool, device=view.device)
         broken = torch.zeros_like(clean_ok)
         size = torch.zeros(n, device=view.device)
-        for start in range(0, n, cfg.batch_size):
-            sl = slice(start, start + cfg.batch_size)
-            x, y = x_all[sl], y_all[sl]
-            with torch.no_grad():
-                clean_ok[sl] = model(x).argmax(1) == y
-            idx = clean_ok[sl].nonzero().squeeze(1)
+        for start, x, y, idx in correct_batches(model, x_all, y_all, cfg.batch_size, clean_ok, ctx):
             if len(idx):
                 x_adv, hit = apgd_attack(
                     model, x[idx], y[idx], eps=cfg.eps, norm=cfg.norm, loss=cfg.loss, steps=cfg.steps,
@@ -276,9 +271,6 @@ class APGD(WhiteBoxEvasion):
                 d = (x_adv - x[idx]).flatten(1)
                 size[idx + start] = d.abs().amax(1) if cfg.norm == "linf" else d.norm(dim=1)
                 broken[idx + start] = hit
-            ctx.step(min(start + cfg.batch_size, n), n)
-        if n == 0:
-            ctx.step(0, 0)
         clean_acc = clean_ok.float().mean().item() if n else 0.0
         robust_acc = (clean_ok & ~broken).float().mean().item() if n else 0.0
         success = broken.sum().item() / max(int(clean_ok.sum().item()), 1)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from aisec.attacks.base import AttackContext, AttackResult, check_config
-from aisec.attacks.integrity.common import WhiteBoxEvasion, evasion_inputs
+from aisec.attacks.integrity.common import WhiteBoxEvasion, correct_batches, evasion_inputs
 from aisec.data.dataset import Dataset
 from aisec.registry import register_attack
 from aisec.targets.base import TargetView
@@ -162,12 +162,7 @@ class CarliniWagnerL2(WhiteBoxEvasion):
         clean_ok = torch.zeros(n, dtype=torch.bool, device=view.device)
         success = torch.zeros_like(clean_ok)
         l2 = torch.full((n,), float("inf"), device=view.device)
-        for start in range(0, n, cfg.batch_size):
-            sl = slice(start, start + cfg.batch_size)
-            x, y = x_all[sl], y_all[sl]
-            with torch.no_grad():
-                clean_ok[sl] = model(x).argmax(1) == y
-            idx = clean_ok[sl].nonzero().squeeze(1)
+        for start, x, y, idx in correct_batches(model, x_all, y_all, cfg.batch_size, clean_ok, ctx):
             if len(idx):
                 tgt = None
                 if cfg.targeted:
@@ -179,9 +174,6 @@ class CarliniWagnerL2(WhiteBoxEvasion):
                 )  # fmt: skip
                 success[idx + start] = ok
                 l2[idx + start] = torch.where(ok, (x_adv - x[idx]).flatten(1).norm(dim=1), l2[idx + start])
-            ctx.step(min(start + cfg.batch_size, n), n)
-        if n == 0:
-            ctx.step(0, 0)
         n_ok = int(clean_ok.sum().item())
         found = l2[success]
         # with nothing found the distance is at least the box diameter: report that bound, flagged

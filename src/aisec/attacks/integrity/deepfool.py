@@ -8,7 +8,7 @@ from typing import Literal
 import torch
 
 from aisec.attacks.base import AttackContext, AttackResult, check_config
-from aisec.attacks.integrity.common import WhiteBoxEvasion, evasion_inputs
+from aisec.attacks.integrity.common import WhiteBoxEvasion, correct_batches, evasion_inputs
 from aisec.data.dataset import Dataset
 from aisec.errors import ConfigError
 from aisec.registry import register_attack
@@ -180,12 +180,7 @@ class DeepFool(WhiteBoxEvasion):
         size = torch.full((n,), float("inf"), device=view.device)
         l2 = torch.full((n,), float("inf"), device=view.device)
         x_out = x_all.clone()
-        for start in range(0, n, cfg.batch_size):
-            sl = slice(start, start + cfg.batch_size)
-            x, y = x_all[sl], y_all[sl]
-            with torch.no_grad():
-                clean_ok[sl] = model(x).argmax(1) == y
-            idx = clean_ok[sl].nonzero().squeeze(1)
+        for start, x, y, idx in correct_batches(model, x_all, y_all, cfg.batch_size, clean_ok, ctx):
             x_adv, hit = deepfool(
                 model, x[idx], y[idx], norm=cfg.norm, steps=cfg.steps, overshoot=cfg.overshoot,
                 candidates=cfg.candidates, clip=view.clip,
@@ -203,9 +198,6 @@ class DeepFool(WhiteBoxEvasion):
                 x_eps = x_eps.clamp(*view.clip) if view.clip is not None else x_eps
                 with torch.no_grad():
                     broken[rows] = hit & (model(x_eps).argmax(1) != y[idx])
-            ctx.step(min(start + cfg.batch_size, n), n)
-        if n == 0:
-            ctx.step(0, 0)
         n_ok = max(int(clean_ok.sum().item()), 1)
         found = size[fooled]
         clean_acc = clean_ok.float().mean().item() if n else 0.0
