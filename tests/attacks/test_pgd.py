@@ -90,6 +90,49 @@ def test_reinvested_passes_break_a_superset_within_one_plain_run(
     assert float(size.max()) <= eps + 1e-5 and float(x_adv.min()) >= 0.0 and float(x_adv.max()) <= 1.0
 
 
+@pytest.mark.parametrize(("norm", "eps", "targeted"), [("linf", 0.1, False), ("l2", 0.8, False), ("linf", 0.2, True)])
+def test_checking_less_often_breaks_the_same_inputs(
+    digits_cnn_target, digits, norm: str, eps: float, targeted: bool
+) -> None:  # type: ignore[no-untyped-def]
+    """The GPU default checks every steps // 4 steps (no device sync in between): without refills it must break
+    exactly the inputs that checking every step breaks, each with an adversarial point inside the ball."""
+    model = digits_cnn_target.view("white-box", "probabilities").model
+    x, y = digits.test_subset(200, 0)
+    goal = (y + 1) % 10 if targeted else y
+    kw = {"eps": eps, "norm": norm, "steps": 10, "targeted": targeted, "clip": (0.0, 1.0)}
+    _, each = pgd_attack(model, x, goal, generator=torch.Generator().manual_seed(0), check_every=1, **kw)
+    assert 0 < int(each.sum()) < len(y)
+    for every in (3, 10, 50):
+        x_adv, reached = pgd_attack(model, x, goal, generator=torch.Generator().manual_seed(0), check_every=every, **kw)
+        assert torch.equal(reached, each)
+        with torch.no_grad():
+            pred = model(x_adv).argmax(1)
+        assert torch.equal(pred == goal if targeted else pred != goal, reached)
+        delta = (x_adv - x).flatten(1)
+        size = delta.abs().amax(1) if norm == "linf" else delta.norm(dim=1)
+        assert float(size.max()) <= eps + 1e-5 and float(x_adv.min()) >= 0.0 and float(x_adv.max()) <= 1.0
+
+
+def test_refills_at_sparse_checks_still_break_a_superset(digits_cnn_target, digits) -> None:  # type: ignore[no-untyped-def]
+    view = digits_cnn_target.view("white-box", "probabilities")
+    model = view.model
+    x, y = digits.test_subset(200, 0)
+    kw = {"eps": 0.15, "norm": "linf", "steps": 20, "clip": (0.0, 1.0), "check_every": 5}
+    _, plain = pgd_attack(model, x, y, generator=torch.Generator().manual_seed(0), **kw)
+    before = view.forward_passes
+    x_adv, more = pgd_attack(model, x, y, generator=torch.Generator().manual_seed(0), reinvest=True, **kw)
+    assert view.forward_passes - before <= 21 * len(y)
+    assert bool(more[plain].all()) and int(more.sum()) >= int(plain.sum())
+    with torch.no_grad():
+        assert torch.equal(model(x_adv).argmax(1) != y, more)
+
+
+def test_check_every_below_one_is_refused(digits_cnn_target, batch) -> None:  # type: ignore[no-untyped-def]
+    model = digits_cnn_target.view("white-box", "probabilities").model
+    with pytest.raises(ConfigError, match="check_every"):
+        pgd_attack(model, *batch, eps=0.1, check_every=0)
+
+
 def test_pgd_breaks_at_least_what_fgsm_breaks(digits_cnn_target, digits) -> None:  # type: ignore[no-untyped-def]
     view = digits_cnn_target.view("white-box", "probabilities")
     fgsm = FGSM(eps=0.1, n_samples=300).run(view, digits).metrics
