@@ -35,6 +35,7 @@ import copy
 import dataclasses
 import importlib
 import json
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -535,6 +536,12 @@ def _median_inf(d: torch.Tensor) -> float | None:
     return m if m != float("inf") else None
 
 
+def _progress(what: str) -> None:
+    """One line on stderr per stage: a run killed at a time limit still says how far it got."""
+    sys.stderr.write(f"[whitebox {time.strftime('%H:%M:%S')}] {what}\n")
+    sys.stderr.flush()
+
+
 def run(
     quick: bool = False, device: str | torch.device = "cpu", large: bool = False, only: list[str] | None = None
 ) -> dict[str, Any]:
@@ -584,7 +591,9 @@ def run(
         res: dict[str, Any] = {"clean_accuracy": accuracy(model, x, y)}
         if len(ys) != len(y):
             res["n_attacked"] = len(ys)
+        _progress(f"{name}: trained, clean accuracy {res['clean_accuracy']:.3f}; PGD")
         res["pgd"] = [pgd_row(model, sub, xs, ys, eps) for eps in grid]
+        _progress(f"{name}: AutoAttack / robust-eval")
         res["autoattack"] = [
             autoattack_row(
                 model, sub, xs, ys, eps, with_art=not quick and eps in ART_AA_EPS[name], repeats=AA_REPEATS[name]
@@ -592,6 +601,7 @@ def run(
             for eps in grid
         ]
         n_cw = 30 if quick else 100
+        _progress(f"{name}: C&W L2 and DeepFool")
         res["cw_l2"] = cw_row(model, data, x[:n_cw], y[:n_cw])
         res["deepfool_l2"] = deepfool_row(model, data, x[:n_cw], y[:n_cw])
         out["models"][name] = res
