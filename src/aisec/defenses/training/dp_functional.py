@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -148,13 +148,16 @@ def train(
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None,
     gen: torch.Generator,
     on_step: Callable[[int], None] | None = None,
+    prior: Sequence[tuple[float, float, int]] = (),
 ) -> FunctionalRun:
     """DP-SGD on ``net`` in place: each step samples every example with probability ``sample_rate``, takes one
     clipped (augmentation-averaged) gradient per sampled example, adds the noise and charges the step to an
-    Opacus accountant; with ``ema`` > 0 the parameters end as the moving average of the iterates."""
+    Opacus accountant (after the mechanisms in ``prior``, e.g. a DP input mean); with ``ema`` > 0 the parameters end
+    as the moving average of the iterates."""
     from opacus.accountants import create_accountant
 
     acct = create_accountant(accountant)
+    acct.history = list(prior)
     n = len(y)
     named = [(k, p) for k, p in net.named_parameters() if p.requires_grad]
     avg = [p.detach().clone() for _, p in named] if ema > 0 else None
