@@ -167,11 +167,11 @@ def pgd_attack(
     active = torch.arange(n, device=x.device)  # the input each row of the batch attacks
     cap = n - n // 8  # refilled batches stay an eighth smaller: never slower than the plain run
     xa, ya = x, y
-    box = _box(x, eps, norm, clip)
+    bounds = _box(x, eps, norm, clip)  # each input's L-inf box; a row's is its input's
+    box = bounds
     xi = _enter(x + _start(x, eps, norm, random_start, clip, generator), box, clip)  # the iterate of each row
-    held = row_adv = None  # with every > 1: rows that fooled since the last check, and their first fooling iterate
-    if every > 1:
-        held, row_adv = torch.zeros(n, dtype=torch.bool, device=x.device), x.clone()
+    lazy = every > 1  # rows that fooled since the last check (held) and their first fooling iterate, on the device
+    held, row_adv = torch.zeros(n, dtype=torch.bool, device=x.device), x
     with torch.enable_grad():
         for t in range(steps):
             xi.requires_grad_(True)
@@ -182,18 +182,18 @@ def pgd_attack(
                 pred = logits.argmax(1)
                 done = pred == ya if targeted else pred != ya
                 check = every == 1 or (t + 1) % every == 0 or t == steps - 1
-                if held is not None and row_adv is not None:  # hold each row's first fooling iterate, no sync
+                if lazy:  # hold each row's first fooling iterate, no sync
                     row_adv = torch.where((done & ~held).view(-1, *([1] * (x.ndim - 1))), xi, row_adv)
                     done = held = held | done
                 # keep the fooling iterate and drop those inputs (all their rows) from the batch
                 if check and done.any():
                     rows = active[done]
-                    x_adv[rows] = row_adv[done] if row_adv is not None else xi[done]
+                    x_adv[rows] = row_adv[done] if lazy else xi[done]
                     reached[rows] = True
                     keep = ~reached[active]
                     active, xa, ya, xi, grad = active[keep], xa[keep], ya[keep], xi[keep], grad[keep]
-                    box = None if box is None else (box[0][keep], box[1][keep])
-                    if held is not None and row_adv is not None:
+                    box = _rows(bounds, active)
+                    if lazy:
                         held, row_adv = held[keep], row_adv[keep]
                 if norm == "linf":
                     xi = xi.add(grad.sign(), alpha=sign * alpha)
@@ -205,12 +205,11 @@ def pgd_attack(
                     fresh = _refill(active, reached, cap - len(active))
                     if len(fresh):
                         xf = x[fresh]
-                        box_f = _box(xf, eps, norm, clip)
-                        xi = torch.cat([xi, _enter(xf + _start(xf, eps, norm, True, clip, generator), box_f, clip)])
+                        start = _enter(xf + _start(xf, eps, norm, True, clip, generator), _rows(bounds, fresh), clip)
+                        xi = torch.cat([xi, start])
                         active, xa, ya = torch.cat([active, fresh]), torch.cat([xa, xf]), torch.cat([ya, y[fresh]])
-                        if box is not None and box_f is not None:
-                            box = (torch.cat([box[0], box_f[0]]), torch.cat([box[1], box_f[1]]))
-                        if held is not None and row_adv is not None:
+                        box = _rows(bounds, active)
+                        if lazy:
                             held = torch.cat([held, torch.zeros_like(fresh, dtype=torch.bool)])
                             row_adv = torch.cat([row_adv, xf])
             if not len(active):
@@ -235,6 +234,13 @@ def _box(
     if clip is not None:
         lo, hi = lo.clamp_min(clip[0]), hi.clamp_max(clip[1])
     return lo, hi
+
+
+def _rows(
+    bounds: tuple[torch.Tensor, torch.Tensor] | None, inputs: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The boxes of the rows attacking ``inputs`` (indices into the batch the bounds were computed for)."""
+    return None if bounds is None else (bounds[0][inputs], bounds[1][inputs])
 
 
 def _enter(
