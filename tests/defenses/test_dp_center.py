@@ -9,7 +9,7 @@ from torch import nn
 from aisec.data import Dataset
 from aisec.defenses.training import dp_center
 from aisec.defenses.training.dp import DPSGDConfig, dp_sgd
-from aisec.defenses.training.dp_functional import noise_for as plain_noise_for
+from aisec.defenses.training.dp_functional import epsilon_of, noise_for
 from aisec.errors import ConfigError
 
 pytest.importorskip("opacus")
@@ -38,8 +38,9 @@ def test_the_dp_mean_is_the_clipped_mean_plus_noise_of_the_stated_scale() -> Non
 
 def test_folding_the_offset_into_the_first_linear_gives_the_centred_outputs() -> None:
     net = _mlp().eval()
-    layer = dp_center.first_linear(net, (1, 8, 8))
-    assert layer is net[1]
+    name = dp_center.first_linear(net, (1, 8, 8))
+    assert name == "1"
+    layer = net.get_submodule(name)
     offset, x = torch.rand(1, 8, 8), torch.rand(5, 1, 8, 8)
     with torch.no_grad():
         centred = net(x - offset)
@@ -57,12 +58,12 @@ def test_no_layer_to_fold_into_for_a_convolution_or_a_bias_free_linear() -> None
 def test_the_composed_noise_spends_the_budget_with_the_mean_charged(accountant: str) -> None:
     prior = [(10.0, 1.0, 1)]
     rate, steps = 0.125, 240
-    sigma = dp_center.noise_for(3.0, 1e-5, rate, steps, accountant, prior)
-    assert dp_center.epsilon_of([*prior, (sigma, rate, steps)], 1e-5, accountant) <= 3.0
-    assert dp_center.epsilon_of([*prior, (sigma * 0.99, rate, steps)], 1e-5, accountant) > 3.0  # the smallest
-    assert sigma > plain_noise_for(3.0, 1e-5, rate, steps, accountant)  # the mean costs some noise
-    with pytest.raises(ValueError, match="input statistics"):
-        dp_center.noise_for(0.01, 1e-5, rate, steps, accountant, [(0.1, 1.0, 1)])
+    sigma = noise_for(3.0, 1e-5, rate, steps, accountant, prior)
+    assert epsilon_of([*prior, (sigma, rate, steps)], 1e-5, accountant) <= 3.0
+    assert epsilon_of([*prior, (sigma * 0.99, rate, steps)], 1e-5, accountant) > 3.0  # the smallest
+    assert sigma > noise_for(3.0, 1e-5, rate, steps, accountant)  # the mean costs some noise
+    with pytest.raises(ValueError, match="before DP-SGD alone spend"):
+        noise_for(0.01, 1e-5, rate, steps, accountant, [(0.1, 1.0, 1)])
 
 
 @pytest.mark.parametrize("engine", ["opacus", "aisec"])
@@ -72,7 +73,7 @@ def test_dp_sgd_centres_by_default_and_charges_the_mean(digits: Dataset, engine:
     assert 1.8 <= res.epsilon <= 2.0
     n = len(digits.y_train)
     rate = 1 / -(-n // 128) if engine == "opacus" else 128 / n
-    alone = dp_center.epsilon_of([(res.noise_multiplier, rate, res.steps)], 1e-5, "prv")
+    alone = epsilon_of([(res.noise_multiplier, rate, res.steps)], 1e-5, "prv")
     assert alone < res.epsilon  # the steps alone spend less: the rest is the mean's
     none = dp_sgd(_mlp(), digits, DPSGDConfig(epsilon=2.0, epochs=2, engine=engine, center="none"))
     assert none.info["center"] == "none" and none.noise_multiplier < res.noise_multiplier

@@ -54,6 +54,7 @@ from aisec.attacks.privacy.dp_audit import DP_GUARANTEE_ATTR
 from aisec.data.dataset import Dataset
 from aisec.defenses.base import Defended, Defense, ProgressFn, register_defense
 from aisec.defenses.training import dp_center
+from aisec.defenses.training import dp_functional as fx
 from aisec.errors import ConfigError, InputValidationError, MissingDependencyError
 
 log = logging.getLogger(__name__)
@@ -202,7 +203,7 @@ def _swap_relu(module: nn.Module) -> None:
 
 def _widest_hidden(net: nn.Module) -> list[str]:
     """Names of the interior module (not the first nor the last that owns parameters) with the most weights."""
-    owners = [(name, m) for name, m in net.named_modules() if any(True for _ in m.parameters(recurse=False))]
+    owners = dp_center.param_owners(net)
     if len(owners) < 3:
         return []
     size = lambda m: sum(p.numel() for p in m.parameters(recurse=False))  # noqa: E731
@@ -252,7 +253,7 @@ def dp_sgd(
     clean = copy.deepcopy(net)  # receives the trained weights: Opacus leaves hooks on the module it wraps
     x, y = data.x_train.float().cpu(), data.y_train.long().cpu()
     n = len(y)
-    offset, prior, center = _center(net, x, data.clip, cfg)
+    offset, layer, prior, center = _center(net, x, data.clip, cfg)
     if offset is not None:
         x = x - offset
     batch = min(cfg.batch_size, n)
@@ -273,10 +274,8 @@ def dp_sgd(
         torch.set_num_threads(threads)
     seconds = time.perf_counter() - start
     clean.load_state_dict(trained.state_dict())
-    if offset is not None:
-        layer = dp_center.first_linear(clean, x.shape[1:])
-        assert layer is not None  # found on the same architecture before training
-        dp_center.fold(layer, offset)
+    if offset is not None and layer is not None:  # the same architecture as the net it was found in
+        dp_center.fold(clean.get_submodule(layer), offset)
     out = clean
     for p in out.parameters():
         p.requires_grad_(False)
@@ -306,17 +305,20 @@ def dp_sgd(
 
 def _center(
     net: nn.Module, x: torch.Tensor, clip: tuple[float, float] | None, cfg: DPSGDConfig
-) -> tuple[torch.Tensor | None, list[dp_center.Mechanism], str]:
-    """The DP mean to subtract (or ``None``), the mechanism it adds to the accountant's history, and what was done."""
+) -> tuple[torch.Tensor | None, str | None, list[fx.Mechanism], str]:
+    """The DP mean to subtract (or ``None``), the layer to fold it into, the mechanism it adds to the accountant's
+    history, and what was done."""
     if cfg.center == "none":
-        return None, [], "none"
+        return None, None, [], "none"
     if clip is None:
-        return None, [], "none: the data declares no value range to bound a row's norm"
-    if dp_center.first_linear(net, x.shape[1:]) is None:
-        return None, [], "none: the first layer is not an nn.Linear with a bias to fold the mean into"
+        return None, None, [], "none: the data declares no value range to bound a row's norm"
+    layer = dp_center.first_linear(net, x.shape[1:])
+    if layer is None:
+        return None, None, [], "none: the first layer is not an nn.Linear with a bias to fold the mean into"
     bound = dp_center.row_bound(clip, x[0].numel())
     offset = dp_center.dp_mean(x, bound, cfg.center_noise, torch.Generator().manual_seed(cfg.seed + 7919))
-    return offset, [(cfg.center_noise, 1.0, 1)], f"dp-mean (row norm bound {bound:g}, noise {cfg.center_noise:g})"
+    done = f"dp-mean (row norm bound {bound:g}, noise {cfg.center_noise:g})"
+    return offset, layer, [(cfg.center_noise, 1.0, 1)], done
 
 
 def _train_aisec(
@@ -326,19 +328,14 @@ def _train_aisec(
     y: torch.Tensor,
     cfg: DPSGDConfig,
     progress: ProgressFn | None,
-    prior: list[dp_center.Mechanism],
+    prior: list[fx.Mechanism],
 ) -> tuple[nn.Module, float, float, int]:
     """The functional engine (torch.func per-example gradients, Opacus's noise multiplier and accountant)."""
-    from aisec.defenses.training import dp_functional as fx
-
     n = len(y)
     rate = min(cfg.batch_size, n) / n
     steps = max(1, round(cfg.epochs / rate))
     try:
-        if prior:
-            sigma = dp_center.noise_for(cfg.epsilon, cfg.delta, rate, steps, cfg.accountant, prior)
-        else:
-            sigma = fx.noise_for(cfg.epsilon, cfg.delta, rate, steps, cfg.accountant)
+        sigma = fx.noise_for(cfg.epsilon, cfg.delta, rate, steps, cfg.accountant, prior)
     except ValueError as exc:
         raise ConfigError(
             f"dp-sgd.epsilon: {cfg.epsilon:g} cannot be reached with {steps} steps at sample rate {rate:.3g} on "
@@ -378,7 +375,7 @@ def _train_opacus(
     y: torch.Tensor,
     cfg: DPSGDConfig,
     progress: ProgressFn | None,
-    prior: list[dp_center.Mechanism],
+    prior: list[fx.Mechanism],
 ) -> tuple[nn.Module, float, float, int]:
     """Opacus's PrivacyEngine; returns (trained module, accountant epsilon, noise multiplier, steps)."""
     opacus = _opacus()
@@ -398,7 +395,7 @@ def _train_opacus(
         try:
             if prior:  # Opacus's own search knows no earlier mechanism: the same rate and steps, composed with it
                 rate, steps = 1 / len(loader), cfg.epochs * len(loader)
-                sigma = dp_center.noise_for(cfg.epsilon, cfg.delta, rate, steps, cfg.accountant, prior)
+                sigma = fx.noise_for(cfg.epsilon, cfg.delta, rate, steps, cfg.accountant, prior)
                 made = engine.make_private(noise_multiplier=sigma, **common)
                 engine.accountant.history.extend(prior)
             else:

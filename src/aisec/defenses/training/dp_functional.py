@@ -26,6 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 
 Params = dict[str, torch.Tensor]
+#: (noise multiplier, sample rate, steps): one entry of an Opacus accountant's history.
+Mechanism = tuple[float, float, int]
 
 
 def augment_images(x: torch.Tensor, k: int, *, shift: float, rotate_deg: float, gen: torch.Generator) -> torch.Tensor:
@@ -118,17 +120,49 @@ class FunctionalRun:
     median_grad_norm: float
 
 
-def noise_for(epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str) -> float:
-    """The noise multiplier Opacus chooses so that ``steps`` Poisson-sampled steps spend at most ``epsilon``."""
-    from opacus.accountants.utils import get_noise_multiplier
+def noise_for(
+    epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str, prior: Sequence[Mechanism] = ()
+) -> float:
+    """The noise multiplier for ``steps`` Poisson-sampled steps at ``sample_rate`` to spend at most ``epsilon``: Opacus's
+    choice, or with ``prior`` (mechanisms charged before, e.g. a DP input mean) the smallest, to 0.1% by bisection,
+    for which the two together spend at most ``epsilon``. ``ValueError`` when none does."""
+    if not prior:
+        from opacus.accountants.utils import get_noise_multiplier
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # RDP: "optimal order is the largest alpha" (the bound stays valid)
-        return float(
-            get_noise_multiplier(
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # RDP: "optimal order is the largest alpha" (the bound stays valid)
+            sigma = get_noise_multiplier(
                 target_epsilon=epsilon, target_delta=delta, sample_rate=sample_rate, steps=steps, accountant=accountant
             )
-        )
+            return float(sigma)
+
+    def spent(sigma: float) -> float:
+        try:
+            return epsilon_of([*prior, (sigma, sample_rate, steps)], delta, accountant)
+        except (ValueError, OverflowError, RuntimeError):  # an accountant out of its range: far too little noise
+            return math.inf
+
+    hi = 1.0
+    while spent(hi) > epsilon:
+        hi *= 2
+        if hi > 1e4:
+            raise ValueError(f"the mechanisms before DP-SGD alone spend more than epsilon {epsilon:g}")
+    lo = hi / 2 if hi > 1.0 else 0.05
+    while hi - lo > 1e-3 * hi:
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if spent(mid) > epsilon else (lo, mid)
+    return hi
+
+
+def epsilon_of(history: Sequence[Mechanism], delta: float, accountant: str) -> float:
+    """The epsilon an Opacus accountant of kind ``accountant`` charges for ``history``."""
+    from opacus.accountants import create_accountant
+
+    acct = create_accountant(accountant)
+    acct.history = list(history)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(acct.get_epsilon(delta))
 
 
 def train(
@@ -148,7 +182,7 @@ def train(
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None,
     gen: torch.Generator,
     on_step: Callable[[int], None] | None = None,
-    prior: Sequence[tuple[float, float, int]] = (),
+    prior: Sequence[Mechanism] = (),
 ) -> FunctionalRun:
     """DP-SGD on ``net`` in place: each step samples every example with probability ``sample_rate``, takes one
     clipped (augmentation-averaged) gradient per sampled example, adds the noise and charges the step to an
