@@ -42,7 +42,6 @@ import dataclasses
 import logging
 import math
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -53,19 +52,11 @@ from aisec.attacks.base import check_config
 from aisec.attacks.privacy.dp_audit import DP_GUARANTEE_ATTR
 from aisec.data.dataset import Dataset
 from aisec.defenses.base import Defended, Defense, ProgressFn, register_defense
-from aisec.defenses.training import dp_center
+from aisec.defenses.training import dp_center, dp_opacus
 from aisec.defenses.training import dp_functional as fx
-from aisec.errors import ConfigError, InputValidationError, MissingDependencyError
+from aisec.errors import ConfigError, InputValidationError
 
 log = logging.getLogger(__name__)
-
-
-def _opacus() -> Any:
-    try:
-        import opacus
-    except ImportError:
-        raise MissingDependencyError("opacus", "dp") from None
-    return opacus
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -222,7 +213,7 @@ def dp_sgd(
     delta, accountant), which :class:`~aisec.attacks.privacy.dp_audit.DPAudit` reads.
     """
     cfg = config or DPSGDConfig()
-    _opacus()
+    dp_opacus.opacus_module()
     from opacus.validators import ModuleValidator
 
     if not isinstance(data.x_train, torch.Tensor):
@@ -269,7 +260,7 @@ def dp_sgd(
         if cfg.engine == "aisec":
             trained, spent, sigma, step = _train_aisec(net, opt, x, y, cfg, progress, prior)
         else:
-            trained, spent, sigma, step = _train_opacus(net, opt, x, y, cfg, progress, prior)
+            trained, spent, sigma, step = dp_opacus.train(net, opt, x, y, cfg, progress, prior)
     finally:
         torch.set_num_threads(threads)
     seconds = time.perf_counter() - start
@@ -366,78 +357,6 @@ def _train_aisec(
         gen=torch.Generator().manual_seed(cfg.seed), on_step=on_step, prior=prior,
     )  # fmt: skip
     return net, run.epsilon, run.noise_multiplier, run.steps
-
-
-def _train_opacus(
-    net: nn.Module,
-    opt: torch.optim.Optimizer,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    cfg: DPSGDConfig,
-    progress: ProgressFn | None,
-    prior: list[fx.Mechanism],
-) -> tuple[nn.Module, float, float, int]:
-    """Opacus's PrivacyEngine; returns (trained module, accountant epsilon, noise multiplier, steps)."""
-    opacus = _opacus()
-    n = len(y)
-    batch = min(cfg.batch_size, n)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=batch, generator=gen)
-    params = [p for p in net.parameters() if p.requires_grad]
-    criterion = nn.CrossEntropyLoss()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Opacus warns about its non-cryptographic RNG and full backward hooks
-        engine = opacus.PrivacyEngine(accountant=cfg.accountant, secure_mode=False)
-        common = {
-            "module": net, "optimizer": opt, "data_loader": loader, "criterion": criterion,
-            "max_grad_norm": cfg.max_grad_norm, "grad_sample_mode": cfg.grad_sample_mode, "poisson_sampling": True,
-        }  # fmt: skip
-        try:
-            if prior:  # Opacus's own search knows no earlier mechanism: the same rate and steps, composed with it
-                rate, steps = 1 / len(loader), cfg.epochs * len(loader)
-                sigma = fx.noise_for(cfg.epsilon, cfg.delta, rate, steps, cfg.accountant, prior)
-                made = engine.make_private(noise_multiplier=sigma, **common)
-                engine.accountant.history.extend(prior)
-            else:
-                made = engine.make_private_with_epsilon(
-                    target_epsilon=cfg.epsilon, target_delta=cfg.delta, epochs=cfg.epochs, **common
-                )
-        except ValueError as exc:  # Opacus: no noise multiplier reaches the budget
-            raise ConfigError(
-                f"dp-sgd.epsilon: {cfg.epsilon:g} cannot be reached with {cfg.epochs} epochs of expected batch "
-                f"{batch} on {n} points ({exc}); raise epsilon or lower epochs or batch_size"
-            ) from None
-        if cfg.grad_sample_mode == "ghost":
-            private, dp_opt, criterion, private_loader = made
-        else:
-            private, dp_opt, private_loader = made
-        total = cfg.epochs * len(private_loader)
-        avg = [p.detach().clone() for p in params] if cfg.ema > 0 else None
-        step = 0
-        for epoch in range(cfg.epochs):
-            private.train()
-            for xb, yb in private_loader:
-                if cfg.lr_schedule == "cosine":
-                    for group in dp_opt.param_groups:
-                        group["lr"] = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * step / total))
-                dp_opt.zero_grad()
-                loss = criterion(private(xb), yb)
-                loss.backward()
-                dp_opt.step()
-                step += 1
-                if avg is not None:
-                    with torch.no_grad():
-                        for a, p in zip(avg, params, strict=True):
-                            a.mul_(cfg.ema).add_(p.detach(), alpha=1.0 - cfg.ema)
-            if progress is not None:
-                progress(epoch + 1, cfg.epochs)
-        spent = float(engine.get_epsilon(cfg.delta))
-    trained = private._module if hasattr(private, "_module") else private
-    if avg is not None:
-        with torch.no_grad():
-            for a, p in zip(avg, params, strict=True):
-                p.copy_(a)
-    return trained, spent, float(dp_opt.noise_multiplier), step
 
 
 @register_defense
