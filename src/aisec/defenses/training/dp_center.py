@@ -30,7 +30,10 @@ def row_bound(clip: tuple[float, float], dim: int) -> float:
 
 def dp_mean(x: torch.Tensor, bound: float, noise: float, gen: torch.Generator) -> torch.Tensor:
     """The mean of the rows of ``x`` (each clipped to L2 norm ``bound``) plus Gaussian noise of ``noise * bound`` on
-    the sum: ``noise`` is the mechanism's noise multiplier. Shaped like one row of ``x``."""
+    the sum: ``noise`` is the mechanism's noise multiplier. Shaped like one row of ``x``.
+
+    The noisy sum is divided by the number of rows, which is treated as public, as DP-SGD's sample rate
+    ``batch / n`` treats it."""
     flat = x.reshape(len(x), -1).float()
     norms = flat.norm(dim=1, keepdim=True).clamp_min(1e-12)
     clipped = flat * (bound / norms).clamp(max=1.0)
