@@ -1,4 +1,4 @@
-"""Screen DP-SGD variants on centred digits: low-rank updates, noise schedules, Adam's betas, averaging, batches.
+"""Screen DP-SGD variants on centred digits: low-rank updates, noise schedules, Adam betas, averaging, input maps, batches.
 
 The table "Screened on centred inputs" in docs/privacy.md. Same protocol as ``dp.py`` (digits / 16, the 898
 members of ``load_digits(test_size=0.5, seed=0)``, MLP 64-256-256-10, delta 1e-5, epsilon 3, PRV unless a row
@@ -20,7 +20,7 @@ Run::
 
     benchmarks/.venv/bin/python benchmarks/privacy/dp_screen.py
 
-About 8 minutes on one thread; prints a Markdown table, writes nothing.
+About 9 minutes on one thread; prints a Markdown table, writes nothing.
 """
 
 from __future__ import annotations
@@ -57,6 +57,8 @@ class Recipe:
     beta2: float = 0.999
     tail: float = 0.0  # average the iterates of this last share of steps
     ema: float = 0.0
+    scale: float = 1.0  # inputs times this
+    blur: float = 0.0  # inputs through (1 - blur) I + blur G, G a Gaussian blur of width 1 pixel (< 0 sharpens)
 
 
 @functools.cache
@@ -96,6 +98,14 @@ def noise_scale(rate: float, steps: int, accountant: str, ratio: float) -> float
         return hi
 
 
+def input_map(r: Recipe) -> torch.Tensor:
+    """The fixed linear map applied to the centred inputs (foldable into the first layer's weights)."""
+    idx = torch.arange(8.0)
+    g = torch.exp(-((idx[:, None] - idx[None, :]) ** 2) / 2.0)
+    g = g / g.sum(1, keepdim=True)
+    return r.scale * ((1 - r.blur) * torch.eye(64) + r.blur * torch.kron(g, g))
+
+
 def _act(r: Recipe, z: torch.Tensor) -> torch.Tensor:
     return F.relu(z) if r.act == "relu" else torch.tanh(z)
 
@@ -103,6 +113,9 @@ def _act(r: Recipe, z: torch.Tensor) -> torch.Tensor:
 def run(r: Recipe, seed: int) -> float:
     """Train one DP model with recipe ``r``; returns its test accuracy."""
     x, y, xte, yte = _members()
+    if r.scale != 1.0 or r.blur:
+        m = input_map(r)
+        x, xte = x @ m.T, xte @ m.T
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     layers = [nn.Linear(a, b) for a, b in itertools.pairwise(SIZES)]
@@ -193,6 +206,9 @@ ROWS: list[tuple[str, list[Recipe]]] = [
     ("Adam beta2 0.99", [Recipe(beta2=0.99)]),
     ("average of the last 30%, 50% of iterates", [Recipe(tail=t) for t in (0.3, 0.5)]),
     ("EMA 0.99, 0.995", [Recipe(ema=e) for e in (0.99, 0.995)]),
+    ("inputs times 0.5, 2, 3 (folds into the first layer)", [Recipe(scale=a) for a in (0.5, 2.0, 3.0)]),
+    ("inputs blurred, mix 0.5, 1 (a fixed linear map, folds likewise)", [Recipe(blur=b) for b in (0.5, 1.0)]),
+    ("inputs sharpened, mix -0.5, -1", [Recipe(blur=b) for b in (-0.5, -1.0)]),
     (
         "batch 32, 64; 45, 60, 90 epochs; lr 0.005-0.02",
         [Recipe(batch=b, epochs=e, lr=lr) for b in (32, 64) for e in (45, 60, 90) for lr in (0.005, 0.01, 0.02)],
