@@ -26,9 +26,10 @@ About a minute; prints a Markdown table, writes nothing.
 from __future__ import annotations
 
 import math
-import warnings
 
 import torch
+
+from aisec.defenses.training import dp_functional as fx
 
 EPS, DELTA = 3.0, 1e-5
 RATE = 128 / 898
@@ -70,14 +71,7 @@ def best_coefficients(a: torch.Tensor, bands: int, iters: int = 1500) -> torch.T
 
 
 def noise_multiplier(bands: int) -> float:
-    from opacus.accountants.utils import get_noise_multiplier
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return get_noise_multiplier(
-            target_epsilon=EPS, target_delta=DELTA, sample_rate=min(1.0, bands * RATE),
-            steps=math.ceil(STEPS / bands), accountant="prv", epsilon_tolerance=0.01,
-        )  # fmt: skip
+    return fx.noise_for(EPS, DELTA, min(1.0, bands * RATE), math.ceil(STEPS / bands), "prv")
 
 
 def main() -> None:

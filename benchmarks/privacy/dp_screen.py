@@ -31,7 +31,6 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-import warnings
 from dataclasses import dataclass, replace
 
 import torch
@@ -39,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aisec.data import load_digits
+from aisec.defenses.training import dp_functional as fx
 
 DELTA = 1e-5
 EPS = 3.0
@@ -82,24 +82,15 @@ def chunk_sizes(steps: int) -> list[int]:
 @functools.cache
 def noise_scale(rate: float, steps: int, accountant: str, ratio: float) -> float:
     """The noise multiplier of the first chunk of steps that spends ``EPS`` (all chunks equal when ratio is 1)."""
-    from opacus.accountants import PRVAccountant, RDPAccountant
-    from opacus.accountants.utils import get_noise_multiplier
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if ratio == 1.0:
-            return get_noise_multiplier(
-                target_epsilon=EPS, target_delta=DELTA, sample_rate=rate, steps=steps, accountant=accountant,
-                epsilon_tolerance=0.01,
-            )  # fmt: skip
-        sizes = chunk_sizes(steps)
-        lo, hi = 0.3, 50.0
-        for _ in range(30):
-            mid = math.sqrt(lo * hi)
-            acct = RDPAccountant() if accountant == "rdp" else PRVAccountant()
-            acct.history = [(mid * ratio ** (k / (CHUNKS - 1)), rate, m) for k, m in enumerate(sizes)]
-            lo, hi = (lo, mid) if acct.get_epsilon(DELTA) < EPS else (mid, hi)
-        return hi
+    if ratio == 1.0:
+        return fx.noise_for(EPS, DELTA, rate, steps, accountant)
+    sizes = chunk_sizes(steps)
+    lo, hi = 0.3, 50.0
+    for _ in range(30):
+        mid = math.sqrt(lo * hi)
+        history = [(mid * ratio ** (k / (CHUNKS - 1)), rate, m) for k, m in enumerate(sizes)]
+        lo, hi = (lo, mid) if fx.epsilon_of(history, DELTA, accountant) < EPS else (mid, hi)
+    return hi
 
 
 def input_map(r: Recipe) -> torch.Tensor:
