@@ -55,6 +55,7 @@ from aisec.attacks.base import AttackContext
 from aisec.attacks.privacy.dp_audit import DPAudit
 from aisec.attacks.privacy.stacked import TrainingRecipe, train_mlp
 from aisec.data import load_digits
+from aisec.defenses.training import dp_functional as fx
 from aisec.defenses.training.dp import DPSGD
 from aisec.targets import TorchTarget
 
@@ -292,9 +293,6 @@ def _act(name: str, z: torch.Tensor) -> torch.Tensor:
 
 def sweep_run(data: Any, eps: float, seed: int, **v: Any) -> tuple[float, float, float]:
     """One DP training of the variant ``v``; returns (test accuracy, seconds, accountant epsilon)."""
-    from opacus.accountants import PRVAccountant, RDPAccountant
-    from opacus.accountants.utils import get_noise_multiplier
-
     sizes, train = tuple(v.get("sizes", SIZES)), tuple(v.get("train", range(len(v.get("sizes", SIZES)) - 1)))
     act, lr, clip, batch, epochs = v.get("act", "relu"), v.get("lr", 0.01), v.get("clip", 1.0), 128, 30
     batch, epochs, full, acct = (
@@ -324,11 +322,7 @@ def sweep_run(data: Any, eps: float, seed: int, **v: Any) -> tuple[float, float,
     y, n = data.y_train.long(), len(data.y_train)
     q = 1.0 if full else batch / n
     steps = max(1, round(epochs / q))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        sigma = get_noise_multiplier(
-            target_epsilon=eps, target_delta=DELTA, sample_rate=q, steps=steps, accountant=acct, epsilon_tolerance=0.01
-        )
+    sigma = fx.noise_for(eps, DELTA, q, steps, acct)
     opt_name, b2 = v.get("opt", "adam"), 0.999
     lr_mult = [(64 / ws[i].shape[1]) ** v.get("lr_fanin", 0.0) for i in train for _ in (0, 1)]
     opt: torch.optim.Optimizer | None = None
@@ -403,9 +397,7 @@ def sweep_run(data: Any, eps: float, seed: int, **v: Any) -> tuple[float, float,
             h = ps[i] * (h @ w.T + b)
             h = _act(act, h) if i < len(ws) - 1 else h
         acc = float((h.argmax(1) == data.y_test).float().mean())
-    accountant = PRVAccountant() if acct == "prv" else RDPAccountant()
-    accountant.history = [(sigma, q, steps)]
-    return acc, seconds, float(accountant.get_epsilon(DELTA))
+    return acc, seconds, fx.epsilon_of([(sigma, q, steps)], DELTA, acct)
 
 
 ALL_EPS, EPS3 = (1.0, 3.0, 8.0), (3.0,)
