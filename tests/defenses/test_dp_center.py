@@ -95,3 +95,16 @@ def test_bad_centring_settings_are_config_errors() -> None:
         DPSGDConfig(center="median")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="center_noise"):
         DPSGDConfig(center_noise=0.0)
+
+
+@pytest.mark.parametrize("engine", ["opacus", "aisec"])
+def test_fine_tuning_given_weights_starts_from_their_function_on_centred_inputs(digits: Dataset, engine: str) -> None:
+    # reinit=False keeps weights learned from public data: training on x - m must start from what they compute
+    # on x, so the offset is folded out of the first layer's bias before the first step (and back in after).
+    net = _mlp()
+    cfg = DPSGDConfig(epsilon=8.0, epochs=1, reinit=False, freeze="none", lr=1e-9, engine=engine, accountant="rdp")
+    res = dp_sgd(net, digits, cfg)
+    assert res.info["center"].startswith("dp-mean")
+    with torch.no_grad():
+        given, tuned = net(digits.x_test), res.model(digits.x_test)
+    assert torch.allclose(given, tuned, atol=1e-5)  # a step of lr 1e-9 moves nothing; the centring must not either

@@ -115,7 +115,9 @@ class DPSGDConfig:
         accountant composes it with the DP-SGD steps) and folds the centring into the first layer's bias
         afterwards (:mod:`aisec.defenses.training.dp_center`). It applies when the data declares a value range
         (``Dataset.clip``) and the first layer is an ``nn.Linear`` with a bias; otherwise nothing is centred
-        and ``info["center"]`` says why. ``"none"`` never centres.
+        and ``info["center"]`` says why. ``"none"`` never centres. With ``reinit=False`` the mean is first folded
+        out of the first layer's bias (``b + W m``), so training on ``x - m`` starts from what the given weights
+        compute on ``x``.
     seed:
         (:func:`dp_sgd`; :meth:`DPSGD.apply` takes its ``seed`` argument instead) Seeds initial weights of swapped layers, batch sampling and noise (Opacus draws from torch's global generator).
     """
@@ -247,6 +249,8 @@ def dp_sgd(
     offset, layer, prior, center = _center(net, x, data.clip, cfg)
     if offset is not None:
         x = x - offset
+        if not cfg.reinit and layer is not None:  # given weights: start from their function, b <- b + W m
+            dp_center.fold(net.get_submodule(layer), -offset)
     batch = min(cfg.batch_size, n)
     params = [p for p in net.parameters() if p.requires_grad]
     if cfg.optimizer == "adam":
