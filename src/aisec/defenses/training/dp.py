@@ -52,11 +52,14 @@ from aisec.attacks.base import check_config
 from aisec.attacks.privacy.dp_audit import DP_GUARANTEE_ATTR
 from aisec.data.dataset import Dataset
 from aisec.defenses.base import Defended, Defense, ProgressFn, register_defense
-from aisec.defenses.training import dp_center, dp_opacus
+from aisec.defenses.training import dp_center, dp_opacus, dp_public
 from aisec.defenses.training import dp_functional as fx
 from aisec.errors import ConfigError, InputValidationError
 
 log = logging.getLogger(__name__)
+
+LR_FROM_SCRATCH = 0.02
+LR_PRETRAINED = 0.005
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -78,7 +81,8 @@ class DPSGDConfig:
     max_grad_norm:
         Per-example clip norm.
     optimizer, lr, momentum:
-        ``"adam"`` (lr) or ``"sgd"`` (lr, momentum) on the noisy gradient.
+        ``"adam"`` (lr) or ``"sgd"`` (lr, momentum) on the noisy gradient. ``lr=None`` takes 0.02 from a random
+        start and 0.005 from pretrained weights (``public`` or ``reinit=False``), which a large step would undo.
     lr_schedule:
         ``"cosine"`` decays the learning rate to 0 over training; ``"constant"`` keeps it.
     ema:
@@ -96,6 +100,13 @@ class DPSGDConfig:
         Re-initialise every layer (``reset_parameters``) before training, so the guarantee covers
         the whole model. ``False`` fine-tunes the given weights privately: only right when they
         were learned from public data, never from the data being protected.
+    public, public_epochs:
+        A public set (a name in :data:`aisec.defenses.training.dp_public.PUBLIC_SETS`: ``"font_digits"``, digits
+        rendered from bundled fonts) to pretrain the (re-initialised) model on, without DP and for
+        ``public_epochs`` epochs, before DP-SGD fine-tunes it on the private data
+        (:mod:`aisec.defenses.training.dp_public`). It costs no privacy: the pretrained weights depend on the
+        public data and the seed alone. It must have the private data's input shape and classes.
+        :func:`dp_sgd` also takes a :class:`~aisec.data.Dataset` as ``public``.
     grad_sample_mode:
         (``engine="opacus"``) ``"ghost"`` (ghost clipping, fast) or ``"hooks"`` (per-example gradients, any
         module Opacus supports).
@@ -115,9 +126,9 @@ class DPSGDConfig:
         accountant composes it with the DP-SGD steps) and folds the centring into the first layer's bias
         afterwards (:mod:`aisec.defenses.training.dp_center`). It applies when the data declares a value range
         (``Dataset.clip``) and the first layer is an ``nn.Linear`` with a bias; otherwise nothing is centred
-        and ``info["center"]`` says why. ``"none"`` never centres. With ``reinit=False`` the mean is first folded
-        out of the first layer's bias (``b + W m``), so training on ``x - m`` starts from what the given weights
-        compute on ``x``.
+        and ``info["center"]`` says why. ``"none"`` never centres. From learned weights (``reinit=False`` or
+        ``public``) the mean is first folded out of the first layer's bias (``b + W m``), so training on ``x - m``
+        starts from what those weights compute on ``x``.
     seed:
         (:func:`dp_sgd`; :meth:`DPSGD.apply` takes its ``seed`` argument instead) Seeds initial weights of swapped layers, batch sampling and noise (Opacus draws from torch's global generator).
     """
@@ -129,13 +140,15 @@ class DPSGDConfig:
     batch_size: int = 128
     max_grad_norm: float = 1.0
     optimizer: Literal["adam", "sgd"] = "adam"
-    lr: float = 0.02
+    lr: float | None = None
     momentum: float = 0.9
     lr_schedule: Literal["cosine", "constant"] = "constant"
     ema: float = 0.0
     freeze: Literal["none", "widest-hidden"] = "widest-hidden"
     activation: Literal["tanh"] | None = None
     reinit: bool = True
+    public: str | None = None
+    public_epochs: int = 10
     grad_sample_mode: Literal["ghost", "hooks"] = "ghost"
     engine: Literal["opacus", "aisec"] = "opacus"
     augment_k: int = 1
@@ -147,7 +160,13 @@ class DPSGDConfig:
 
     def __post_init__(self) -> None:
         name = "dp-sgd"
-        check_config(self, name, positive=("epsilon", "max_grad_norm", "lr"), integer=("epochs", "batch_size", "seed"))
+        check_config(self, name, positive=("epsilon", "max_grad_norm"), integer=("epochs", "batch_size", "seed"))
+        if self.lr is not None:
+            check_config(self, name, positive=("lr",))
+        check_config(self, name, integer=("public_epochs",), positive=("public_epochs",))
+        if self.public is not None and self.public not in dp_public.PUBLIC_SETS:
+            shown = ", ".join(dp_public.PUBLIC_SETS)
+            raise ConfigError(f"{name}.public: {self.public!r} is not a public set; allowed: {shown} or null")
         check_config(self, name, positive=("epochs", "batch_size"), unit=("delta", "momentum"))
         check_config(self, name, non_negative=("ema", "augment_rotate", "augment_shift"), integer=("augment_k",))
         check_config(self, name, positive=("augment_k", "center_noise"))
@@ -205,12 +224,18 @@ def _widest_hidden(net: nn.Module) -> list[str]:
 
 
 def dp_sgd(
-    model: nn.Module, data: Dataset, config: DPSGDConfig | None = None, *, progress: ProgressFn | None = None
+    model: nn.Module,
+    data: Dataset,
+    config: DPSGDConfig | None = None,
+    *,
+    public: Dataset | None = None,
+    progress: ProgressFn | None = None,
 ) -> DPResult:
     """Train a copy of ``model`` with DP-SGD on ``data.x_train`` to ``config.epsilon``; ``model`` is unchanged.
 
     The copy's layers are re-initialised first (``config.reinit``): weights the model learned
     without DP carry no guarantee, so fine-tuning them privately would not protect the data.
+    ``public`` (or ``config.public``, by name) is pretrained on without DP first: public data costs no privacy.
     Returns the model in eval mode with frozen parameters; it carries ``dp_guarantee`` (epsilon,
     delta, accountant), which :class:`~aisec.attacks.privacy.dp_audit.DPAudit` reads.
     """
@@ -224,6 +249,9 @@ def dp_sgd(
         raise InputValidationError(
             "model", "a Python nn.Module (Opacus hooks into its layers)", "a TorchScript module; load the model class"
         )
+    public = public if public is not None else dp_public.load_public(cfg.public) if cfg.public else None
+    if public is not None:
+        dp_public.check_fits(public, data)
     net = copy.deepcopy(model).cpu()
     torch.manual_seed(cfg.seed)
     if cfg.activation == "tanh":
@@ -238,6 +266,12 @@ def dp_sgd(
         raise InputValidationError("model", "layers DP-SGD supports (no batch norm)", "; ".join(map(str, errors)))
     for p in net.parameters():
         p.requires_grad_(True)
+    pretrained: dict[str, Any] | None = None
+    if public is not None:
+        secs, hit = dp_public.pretrain(net, public, epochs=cfg.public_epochs, seed=cfg.seed)
+        pretrained = {"data": public.name, "epochs": cfg.public_epochs, "seconds": round(secs, 3), "cache_hit": hit}
+    lr = cfg.lr if cfg.lr is not None else LR_FROM_SCRATCH if cfg.reinit and public is None else LR_PRETRAINED
+    cfg = dataclasses.replace(cfg, lr=lr)
     frozen = _widest_hidden(net) if cfg.freeze == "widest-hidden" else []
     for name in frozen:
         for p in net.get_submodule(name).parameters(recurse=False):
@@ -249,7 +283,7 @@ def dp_sgd(
     offset, layer, prior, center = _center(net, x, data.clip, cfg)
     if offset is not None:
         x = x - offset
-        if not cfg.reinit and layer is not None:  # given weights: start from their function, b <- b + W m
+        if (not cfg.reinit or public is not None) and layer is not None:  # learned weights: keep their function
             dp_center.fold(net.get_submodule(layer), -offset)
     batch = min(cfg.batch_size, n)
     params = [p for p in net.parameters() if p.requires_grad]
@@ -289,6 +323,8 @@ def dp_sgd(
         "frozen": frozen,
         "trained_parameters": n_trained,
         "reinit": cfg.reinit,
+        "public": pretrained,
+        "lr": cfg.lr,
         "engine": cfg.engine,
         "augment_k": cfg.augment_k,
         "center": center,
@@ -346,10 +382,13 @@ def _train_aisec(
         augment = lambda xb, g: fx.augment_images(xb, k, shift=shift, rotate_deg=rot, gen=g)  # noqa: E731
     per_epoch = max(1, steps // cfg.epochs)
 
+    base = cfg.lr
+    assert base is not None  # dp_sgd resolves it before either engine runs
+
     def lr_at(step: int) -> float:
         if cfg.lr_schedule == "cosine":
-            return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * step / steps))
-        return cfg.lr
+            return base * 0.5 * (1.0 + math.cos(math.pi * step / steps))
+        return base
 
     def on_step(step: int) -> None:
         if progress is not None and (step % per_epoch == 0 or step == steps):

@@ -45,6 +45,8 @@ def train(
 ) -> tuple[nn.Module, float, float, int]:
     """Opacus's PrivacyEngine; returns (trained module, accountant epsilon, noise multiplier, steps)."""
     opacus = opacus_module()
+    lr = cfg.lr
+    assert lr is not None  # dp_sgd resolves it before either engine runs
     n = len(y)
     batch = min(cfg.batch_size, n)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -85,7 +87,7 @@ def train(
             for xb, yb in private_loader:
                 if cfg.lr_schedule == "cosine":
                     for group in dp_opt.param_groups:
-                        group["lr"] = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * step / total))
+                        group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * step / total))
                 dp_opt.zero_grad()
                 loss = criterion(private(xb), yb)
                 loss.backward()
