@@ -16,7 +16,9 @@ delta = 1e-5, one torch thread.
   recipe on aisec's functional engine (``engine="aisec"``: torch.func per-example gradients, Opacus's
   noise multiplier and RDP accountant); and that engine with augmentation multiplicity
   (``augment_k=4``: the image and 3 copies shifted by up to 0.5 pixel and rotated by up to 5 degrees,
-  gradients averaged before clipping, De et al. 2022, arXiv:2204.13650).
+  gradients averaged before clipping, De et al. 2022, arXiv:2204.13650); and the defaults after pretraining on
+  public data (``public="font_digits"``: 60,000 digits rendered from matplotlib's bundled fonts, 10 epochs without
+  DP, no private data and no privacy cost; then DP-SGD at lr 0.005 from those weights).
 
 Test accuracy is the mean over training seeds ``SEEDS`` (Opacus's plain recipe, 20x slower: seed 0
 only, ``SEEDS_PLAIN``); per-seed values are recorded; training seconds are those of seed 0. The audit runs on the seed-0 models: aisec's ``dp-audit`` (LiRA, online, fixed
@@ -72,6 +74,7 @@ METHODS = {  # name -> DPSGD overrides (None: Opacus's plain recipe)
     "aisec_tanh": {"activation": "tanh"},
     "aisec_engine": {"engine": "aisec"},
     "aisec_augmult4": {"engine": "aisec", "augment_k": 4},
+    "aisec_public": {"public": "font_digits"},
 }
 RECIPE = TrainingRecipe(hidden=(256, 256), epochs=100, lr=1e-3, batch_size=64)
 LIRA = {"hidden": [256, 256], "epochs": 100, "lr": 1e-3, "batch_size": 64}
@@ -159,6 +162,8 @@ def main() -> None:
             "Opacus get_noise_multiplier + RDPAccountant)",
             "aisec_augmult4": "engine='aisec', augment_k=4 (augmentation multiplicity: the image + 3 copies, "
             "shift <= 0.5 px, rotation <= 5 deg, gradients averaged before clipping)",
+            "aisec_public": "the defaults after pretraining on public data: public='font_digits' (digits rendered "
+            "from matplotlib's bundled fonts, 10 epochs without DP, free in privacy), then DP-SGD at lr 0.005",
             "accuracy": f"test accuracy, mean over training seeds {list(SEEDS)} (Opacus plain: "
             f"{list(SEEDS_PLAIN)}); seconds of seed 0",
             "audit": "dp-audit (LiRA online, fixed variance, 16 shadows with the non-private recipe, all 1,797 "
@@ -252,6 +257,7 @@ def main() -> None:
             for e in EPSILONS
         ),
         "aisec_tanh_at_least_0.94_at_eps_3": eps3["aisec_tanh"]["test_accuracy"] >= 0.94,
+        "aisec_public_at_least_0.94_at_eps_3": eps3["aisec_public"]["test_accuracy"] >= 0.94,
         "best_aisec_setting_at_eps_3": max(
             (n for n in METHODS if n != "opacus_plain"), key=lambda n: eps3[n]["test_accuracy"]
         ),
