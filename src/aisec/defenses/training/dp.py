@@ -270,7 +270,8 @@ def dp_sgd(
     if public is not None:
         secs, hit = dp_public.pretrain(net, public, epochs=cfg.public_epochs, seed=cfg.seed)
         pretrained = {"data": public.name, "epochs": cfg.public_epochs, "seconds": round(secs, 3), "cache_hit": hit}
-    lr = cfg.lr if cfg.lr is not None else LR_FROM_SCRATCH if cfg.reinit and public is None else LR_PRETRAINED
+    learned = not cfg.reinit or public is not None  # the start is learned weights, not a random initialisation
+    lr = cfg.lr if cfg.lr is not None else LR_PRETRAINED if learned else LR_FROM_SCRATCH
     cfg = dataclasses.replace(cfg, lr=lr)
     frozen = _widest_hidden(net) if cfg.freeze == "widest-hidden" else []
     for name in frozen:
@@ -283,7 +284,7 @@ def dp_sgd(
     offset, layer, prior, center = _center(net, x, data.clip, cfg)
     if offset is not None:
         x = x - offset
-        if (not cfg.reinit or public is not None) and layer is not None:  # learned weights: keep their function
+        if learned and layer is not None:  # keep the learned weights' function: b <- b + W m
             dp_center.fold(net.get_submodule(layer), -offset)
     batch = min(cfg.batch_size, n)
     params = [p for p in net.parameters() if p.requires_grad]

@@ -7,8 +7,8 @@ strongest DP results are reached (Abadi et al. 2016, arXiv:1607.00133, Sec. 5; T
 arXiv:2011.11660; De et al. 2022, arXiv:2204.13650). The pretrained weights are a function of the public data and
 the seed alone, so the accountant charges them nothing; DP-SGD then spends the whole budget on the private data.
 
-The pretraining is plain supervised training (Adam, lr 1e-3, batches of 256) of the user's architecture on the
-public set's training split; its weights are cached under ``$AISEC_CACHE/public`` by the SHA-256 of the initial
+The pretraining is plain supervised training (:func:`aisec.demo.train_classifier`: Adam, lr 1e-3, batches of 256,
+one thread) of the user's architecture on the public set's training split; its weights are cached under ``$AISEC_CACHE/public`` by the SHA-256 of the initial
 weights, the architecture, the public data and the recipe, so a second run (another epsilon, another assessment)
 reuses them.
 """
@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Callable
 from functools import lru_cache
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from aisec.attacks.privacy.shadows import cache_root, data_hash
@@ -75,21 +75,14 @@ def pretrain(net: nn.Module, public: Dataset, *, epochs: int, seed: int) -> tupl
     if path.is_file():
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         return time.perf_counter() - start, True
-    x, y = public.x_train.float().cpu(), public.y_train.long().cpu()
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(net.parameters(), lr=RECIPE["lr"])
-    batch = RECIPE["batch_size"]
+    from aisec.demo import train_classifier  # lazy: aisec.demo imports the data loaders and spec parsing
+
+    with torch.random.fork_rng(devices=[]):  # it reseeds torch: the DP steps' noise must not depend on a cache hit
+        train_classifier(net, public, epochs=epochs, lr=RECIPE["lr"], batch_size=RECIPE["batch_size"], seed=seed)
     net.train()
-    for epoch in range(epochs):
-        order = torch.randperm(len(y), generator=gen)
-        for i in range(0, len(y), batch):
-            pick = order[i : i + batch]
-            opt.zero_grad(set_to_none=True)
-            F.cross_entropy(net(x[pick]), y[pick]).backward()
-            opt.step()
-        log.info("dp-sgd: public pretraining on %s, epoch %d/%d", public.name, epoch + 1, epochs)
+    log.info("dp-sgd: pretrained on %s for %d epochs", public.name, epochs)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # like the shadows' cache: concurrent runs never share a file
     torch.save(net.state_dict(), tmp)
     tmp.replace(path)
     return time.perf_counter() - start, False
