@@ -77,6 +77,7 @@ from aisec.attacks.privacy.rmia import rmia_scores
 from aisec.attacks.privacy.shadows import shadow_models, stacked_phi, true_class_logit
 from aisec.attacks.privacy.stacked import TrainingRecipe, train_mlp
 from aisec.core.executor import ProcessExecutor
+from aisec.core.files import write_text_atomic
 from aisec.data import load_digits
 from aisec.targets import TorchTarget
 
@@ -448,9 +449,7 @@ def main() -> None:
     # other benchmarks write their own keys into the same file: re-read it now, replace only ours
     current = json.loads(out.read_text()) if out.is_file() else {}
     current.update({k: v for k, v in result.items() if k in MY_KEYS})
-    tmp = out.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(current, indent=2) + "\n")
-    tmp.replace(out)
+    write_text_atomic(out, json.dumps(current, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 

@@ -56,6 +56,7 @@ from torch import nn
 from aisec.attacks.base import AttackContext
 from aisec.attacks.privacy.dp_audit import DPAudit
 from aisec.attacks.privacy.stacked import TrainingRecipe, train_mlp
+from aisec.core.files import write_text_atomic
 from aisec.data import load_digits
 from aisec.defenses.training import dp_functional as fx
 from aisec.defenses.training.dp import DPSGD
@@ -270,9 +271,7 @@ def main() -> None:
 
     current = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.is_file() else {}  # re-read: shared file
     current["dp"] = out
-    tmp = RESULTS.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(current, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, RESULTS)
+    write_text_atomic(RESULTS, json.dumps(current, indent=2) + "\n")
     print(json.dumps(out["goals"], indent=2))
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ import yaml
 from torch import nn
 
 from aisec.core.config import Spec, parse_spec
+from aisec.core.files import atomic_path, cache_root
 from aisec.data import Dataset, find_sms_spam, load_breast_cancer, load_digits, load_sms_spam
 
 log = logging.getLogger(__name__)
@@ -34,9 +34,7 @@ RECIPE_VERSION = 1
 
 def cache_dir() -> Path:
     """Where trained demo models are cached."""
-    root = os.environ.get("AISEC_CACHE")
-    path = Path(root) if root else Path.home() / ".cache" / "aisec"
-    path = path / "models"
+    path = cache_root() / "models"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -99,9 +97,8 @@ def _cached_torch(name: str, recipe: dict[str, Any], build: Callable[[], nn.Modu
         log.info("training %s", name)
         model = build()
         scripted = torch.jit.trace(model, example)
-        tmp = path.with_suffix(".tmp")
-        torch.jit.save(scripted, str(tmp))
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            torch.jit.save(scripted, str(tmp))
     return path
 
 
@@ -143,9 +140,8 @@ def spam_filter(path: Path, seed: int = 0) -> Path:
         data = load_sms_spam(path, seed=seed)
         pipe = make_pipeline(TfidfVectorizer(sublinear_tf=True, min_df=1), LogisticRegression(C=10.0, max_iter=2000))
         pipe.fit(data.x_train, data.y_train.numpy())
-        tmp = out.with_suffix(".tmp")
-        joblib.dump(pipe, tmp)
-        os.replace(tmp, out)
+        with atomic_path(out) as tmp:
+            joblib.dump(pipe, tmp)
     return out
 
 

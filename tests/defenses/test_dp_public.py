@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
 
 from aisec.data import Dataset, load_font_digits
 from aisec.defenses.training.dp import DPSGD, DPSGDConfig, dp_sgd
+from aisec.defenses.training.dp_public import pretrain
 from aisec.errors import ConfigError, InputValidationError
 
 
@@ -49,6 +53,31 @@ def test_pretrained_weights_are_cached_and_reused(digits: Dataset) -> None:
         assert torch.equal(a, b)  # the same pretrained start, batches and noise: the same model
     other = dp_sgd(_mlp(), digits, cfg, public=load_font_digits(n=2000, seed=2))
     assert other.info["public"]["cache_hit"] is False  # other public data: another key
+
+
+def test_an_unreadable_or_foreign_cache_file_is_pretrained_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("AISEC_CACHE", str(tmp_path))
+    fonts = load_font_digits(n=600, seed=3)
+    net = _mlp()
+    assert pretrain(net, fonts, epochs=1, seed=0)[1] is False
+    trained = {k: v.clone() for k, v in net.state_dict().items()}
+    (path,) = (tmp_path / "public").glob("*.pt")
+    whole = path.read_bytes()
+    torch.save({"0.weight": torch.zeros(3)}, tmp_path / "foreign.pt")
+    for bad in (whole[: len(whole) // 2], (tmp_path / "foreign.pt").read_bytes()):
+        path.write_bytes(bad)
+        net = _mlp()
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            assert pretrain(net, fonts, epochs=1, seed=0)[1] is False
+        assert "unreadable public pretraining cache" in caplog.text
+        for name, t in net.state_dict().items():  # from the untouched initial weights: the same pretraining
+            assert torch.equal(t, trained[name]), name
+        again = torch.load(path, weights_only=True)  # and the entry is whole again
+        assert all(torch.equal(again[name], t) for name, t in trained.items())
+    assert pretrain(_mlp(), fonts, epochs=1, seed=0)[1] is True
 
 
 def test_a_public_set_that_does_not_fit_is_an_input_error(digits: Dataset, cancer: Dataset) -> None:

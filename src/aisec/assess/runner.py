@@ -28,6 +28,7 @@ from aisec.attacks.base import AttackContext
 from aisec.core.budget import QueryBudget
 from aisec.core.config import Spec, spec_to_dict
 from aisec.core.executor import Executor
+from aisec.core.files import write_text_atomic
 from aisec.core.findings import Finding
 from aisec.data import LOADERS
 from aisec.data.dataset import Dataset
@@ -110,9 +111,7 @@ def _append(path: Path, finding: Finding) -> None:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
 def _error_finding(job: Job, spec: Spec, exc: BaseException, seconds: float) -> Finding:

@@ -12,14 +12,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import secrets
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from aisec.core.files import write_text_atomic
 from aisec.errors import ConfigError
 from aisec.gateway.settings import ROLES
 
@@ -86,19 +85,8 @@ class KeyStore:
         self._records, self._stamp = records, stamp
 
     def _save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         body = json.dumps({"keys": [asdict(r) for r in self._records.values()]}, indent=1)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".keys-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(body)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_text_atomic(self.path, body, mode=0o600, durable=True)
         self._stamp = None
 
     # -- operations ------------------------------------------------------------------------

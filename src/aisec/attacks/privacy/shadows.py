@@ -20,11 +20,8 @@ import hashlib
 import itertools
 import json
 import logging
-import os
-import pickle
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -39,6 +36,7 @@ from aisec.attacks.privacy.stacked import (
     train_stacked_as,
 )
 from aisec.core.executor import Executor, LocalExecutor
+from aisec.core.files import atomic_path, cache_root, load_cached
 from aisec.errors import InputValidationError
 
 log = logging.getLogger(__name__)
@@ -114,12 +112,6 @@ class ShadowSet:
             "shadow_precision": self.precision,
             "shadow_cache_hit": self.from_cache,
         }
-
-
-def cache_root() -> Path:
-    """``$AISEC_CACHE`` (default ``~/.cache/aisec``)."""
-    root = os.environ.get("AISEC_CACHE")
-    return Path(root) if root else Path.home() / ".cache" / "aisec"
 
 
 def data_hash(x: torch.Tensor, y: torch.Tensor) -> str:
@@ -203,10 +195,9 @@ def shadow_models(
     used = resolve_precision(precision) if device.type == "cpu" else "fp32"
     key = shadow_key(recipe, x, y, n_classes, seed, k, used)
     path = cache_root() / "shadows" / f"{key}.pt"
-    if cache and path.is_file():
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            log.info("shadow models loaded from %s", path)
+    if cache:
+
+        def parse(state: dict[str, torch.Tensor]) -> ShadowSet:
             return ShadowSet(
                 StackedMLP.from_state(state, device),
                 state["in_mask"].bool(),
@@ -219,15 +210,11 @@ def shadow_models(
                 chunks=int(state.get("chunks", torch.tensor(1))),
                 precision=used,
             )
-        except (
-            OSError,
-            RuntimeError,
-            KeyError,
-            ValueError,
-            EOFError,
-            pickle.UnpicklingError,
-        ) as exc:  # a broken cache file is retrained, not fatal
-            log.warning("ignoring unreadable shadow cache %s: %s", path, exc)
+
+        cached = load_cached(path, parse, "shadow")  # a broken cache file is retrained, not fatal
+        if cached is not None:
+            log.info("shadow models loaded from %s", path)
+            return cached
     gen = torch.Generator().manual_seed(seed)
     masks = half_masks(len(y), k, gen)
     seeds = model_seeds(gen, k)
@@ -249,16 +236,14 @@ def shadow_models(
     out = ShadowSet(model, masks, total / k, False, key, total, worker, executor.name, len(pieces), used)
     log.info("%d shadows trained in %.1f s (%s, %d chunks, %s)", k, total, executor.name, len(pieces), used)
     if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
         extra = {
             "in_mask": masks,
             "seconds": torch.tensor(total / k),
             "worker_seconds": torch.tensor(worker),
             "chunks": torch.tensor(len(pieces)),
         }
-        torch.save(model.state() | extra, tmp)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            torch.save(model.state() | extra, tmp)
     return out
 
 

@@ -10,14 +10,13 @@ the seed alone, so the accountant charges them nothing; DP-SGD then spends the w
 The pretraining is plain supervised training (:func:`aisec.demo.train_classifier`: Adam, lr 1e-3, batches of 256,
 one thread) of the user's architecture on the public set's training split; its weights are cached under ``$AISEC_CACHE/public`` by the SHA-256 of the initial
 weights, the architecture, the public data and the recipe, so a second run (another epsilon, another assessment)
-reuses them.
+reuses them; a cache file that cannot be read, or holds weights of another shape, is logged and pretrained again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import time
 from collections.abc import Callable
 from functools import lru_cache
@@ -25,7 +24,8 @@ from functools import lru_cache
 import torch
 from torch import nn
 
-from aisec.attacks.privacy.shadows import cache_root, data_hash
+from aisec.attacks.privacy.shadows import data_hash
+from aisec.core.files import atomic_path, cache_root, load_cached
 from aisec.data.dataset import Dataset
 from aisec.data.font_digits import load_font_digits
 from aisec.errors import InputValidationError
@@ -72,8 +72,17 @@ def pretrain(net: nn.Module, public: Dataset, *, epochs: int, seed: int) -> tupl
     assert isinstance(public.x_train, torch.Tensor)
     path = cache_root() / "public" / f"{_key(net, public, epochs, seed)}.pt"
     start = time.perf_counter()
-    if path.is_file():
-        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    own = net.state_dict()
+
+    def parse(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        # checked before loading: a file that does not fit must leave the initial weights untouched
+        if list(state) != list(own) or any(state[n].shape != t.shape for n, t in own.items()):
+            raise ValueError(f"weights of another architecture: {list(state)}")
+        return state
+
+    cached = load_cached(path, parse, "public pretraining")
+    if cached is not None:
+        net.load_state_dict(cached)
         return time.perf_counter() - start, True
     from aisec.demo import train_classifier  # lazy: aisec.demo imports the data loaders and spec parsing
 
@@ -81,8 +90,6 @@ def pretrain(net: nn.Module, public: Dataset, *, epochs: int, seed: int) -> tupl
         train_classifier(net, public, epochs=epochs, lr=RECIPE["lr"], batch_size=RECIPE["batch_size"], seed=seed)
     net.train()
     log.info("dp-sgd: pretrained on %s for %d epochs", public.name, epochs)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # like the shadows' cache: concurrent runs never share a file
-    torch.save(net.state_dict(), tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(net.state_dict(), tmp)
     return time.perf_counter() - start, False

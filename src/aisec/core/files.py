@@ -1,0 +1,86 @@
+"""Files aisec keeps: the cache folder, writes that never leave a torn file, cache reads that never crash.
+
+Every file aisec writes in place of an older one (cached models and shadow sets, a run's summary, a
+hardening result, the gateway's key file) is first written to a temporary file of its own beside the
+destination, then renamed over it with :func:`os.replace`, which is atomic within one file system: a
+reader sees the old file or the new one, never half of one, and two processes filling the same cache
+entry never write into the same temporary file. A cache entry that cannot be read (a disk error, a
+file from an incompatible version) is logged and recomputed, not raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+UNREADABLE = (OSError, RuntimeError, KeyError, ValueError, EOFError, pickle.UnpicklingError)
+"""What reading a damaged or foreign cache file raises, from :func:`torch.load` or from parsing its contents."""
+
+
+def cache_root() -> Path:
+    """``$AISEC_CACHE`` when set, else ``~/.cache/aisec`` (not created here)."""
+    root = os.environ.get("AISEC_CACHE")
+    return Path(root) if root else Path.home() / ".cache" / "aisec"
+
+
+@contextmanager
+def atomic_path(path: Path, *, mode: int = 0o666, durable: bool = False) -> Iterator[Path]:
+    """Yield a new, empty temporary file beside ``path``; when the block ends without error, it becomes ``path``.
+
+    Args:
+        path: the destination; its folder is created when missing.
+        mode: permission bits the temporary file is created with (the umask applies), e.g. ``0o600``
+            for a secret; the renamed file keeps them.
+        durable: flush the file to disk (``fsync``) before the rename, for files whose loss would lose
+            data (the key file), not for caches that can be rebuilt.
+
+    If the block raises, the temporary file is removed and ``path`` is left as it was.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, mode))
+    try:
+        yield tmp
+        if durable:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: Path, text: str, *, mode: int = 0o666, durable: bool = False) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_path`."""
+    with atomic_path(path, mode=mode, durable=durable) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def load_cached(path: Path, parse: Callable[[Any], T], what: str) -> T | None:
+    """``parse(torch.load(path, weights_only=True))``, or None when ``path`` is missing or unreadable.
+
+    ``parse`` turns the loaded tensors into the cached object and raises one of :data:`UNREADABLE`
+    (a missing key, a wrong shape) when they are not what the caller stored; such a file is logged
+    as a warning naming ``what``, and the caller computes the entry again (and overwrites it).
+    """
+    if not path.is_file():
+        return None
+    import torch  # lazy: the gateway's key file and run summaries need no torch
+
+    try:
+        return parse(torch.load(path, map_location="cpu", weights_only=True))
+    except UNREADABLE as exc:
+        log.warning("ignoring unreadable %s cache %s: %s", what, path, exc)
+        return None
