@@ -41,6 +41,18 @@ def _gain(v: float | None) -> str:
     return f"[{color}]{v:+.3f}[/{color}]"
 
 
+def _flat(info: dict[str, Any], prefix: str = "") -> list[str]:
+    """``{"epsilon": 2.9997, "public": {"data": "font_digits"}}`` -> ``["epsilon=3", "public.data=font_digits"]``."""
+    out: list[str] = []
+    for key, value in info.items():
+        if isinstance(value, dict):
+            out += _flat(value, f"{prefix}{key}.")
+        else:
+            shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+            out.append(f"{prefix}{key}={shown}")
+    return out
+
+
 def harden_command(
     spec: Path,
     defense: str,
@@ -103,6 +115,8 @@ def harden_command(
         f"{secs['inference_per_1k_after']:.4f} s per 1,000 inputs",
         soft_wrap=True,
     )
+    if result.defense_info:
+        console.print(f"{defense} reports: " + ", ".join(_flat(result.defense_info)), soft_wrap=True)
     for flag in result.flags:
         console.print(f"[yellow]warning:[/yellow] {flag}", soft_wrap=True)
     console.print(f"baseline: {result.run_dir}\ndefended: {result.defended_dir}\nsummary:  {result.defended_dir / HARDEN_FILE}",

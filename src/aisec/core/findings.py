@@ -22,14 +22,14 @@ SCHEMA_VERSION = 1
 Status = Literal["ok", "error"]
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """Turn NumPy / torch scalars and arrays into plain JSON values; NaN and inf become None."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if hasattr(value, "tolist"):  # numpy arrays and scalars, torch tensors
-        return _jsonable(value.tolist())
+        return jsonable(value.tolist())
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, bool | int | float | str) or value is None:
@@ -73,7 +73,7 @@ class Finding(BaseModel):
     @field_validator("config", "metrics", mode="before")
     @classmethod
     def _plain(cls, value: Any) -> Any:
-        return _jsonable(value)
+        return jsonable(value)
 
     def to_json(self) -> str:
         """One line of JSON, as written to ``results.jsonl``."""

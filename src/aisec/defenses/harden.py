@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -27,6 +26,8 @@ from torch import nn
 from aisec.assess.runner import RunObserver, load_data, read_findings, run_assessment
 from aisec.attacks.integrity.pgd import pgd_perturb
 from aisec.core.config import Spec, spec_to_dict
+from aisec.core.files import write_text_atomic
+from aisec.core.findings import jsonable
 from aisec.data.dataset import Dataset
 from aisec.defenses.base import Defended, get_defense
 from aisec.errors import UnsupportedTargetError
@@ -75,6 +76,8 @@ class HardenResult:
     seconds: dict[str, float]
     adaptive: dict[str, Any]
     flags: list[str] = field(default_factory=list)
+    defense_info: dict[str, Any] = field(default_factory=dict)
+    """What the defense itself reports (``Defended.info``): for ``dp-sgd`` the accountant's epsilon, the noise."""
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -283,11 +286,9 @@ def harden(
             seconds=seconds,
             adaptive=check,
             flags=flags,
+            defense_info=jsonable(dict(defended.info)),
         )
-        path = defended_dir / HARDEN_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result.to_dict(), indent=2, default=str), encoding="utf-8")
-        os.replace(tmp, path)
+        write_text_atomic(defended_dir / HARDEN_FILE, json.dumps(result.to_dict(), indent=2, default=str))
         return result
     finally:
         if target is None:
