@@ -73,3 +73,21 @@ def fold(layer: nn.Module, offset: torch.Tensor) -> None:
     assert isinstance(layer, nn.Linear) and layer.bias is not None
     with torch.no_grad():
         layer.bias -= layer.weight @ offset.reshape(-1).to(layer.weight)
+
+
+def plan(
+    net: nn.Module, x: torch.Tensor, clip: tuple[float, float] | None, mode: str, noise: float, seed: int
+) -> tuple[torch.Tensor | None, str | None, list[tuple[float, float, int]], str]:
+    """What ``center=mode`` does for ``net`` on ``x``: the DP mean to subtract (or ``None``), the layer to fold it
+    into, the mechanism it adds to the accountant's history (noise multiplier ``noise``, sample rate 1, one step),
+    and a line saying what was done or why nothing was."""
+    if mode == "none":
+        return None, None, [], "none"
+    if clip is None:
+        return None, None, [], "none: the data declares no value range to bound a row's norm"
+    layer = first_linear(net, x.shape[1:])
+    if layer is None:
+        return None, None, [], "none: the first layer is not an nn.Linear with a bias to fold the mean into"
+    bound = row_bound(clip, x[0].numel())
+    offset = dp_mean(x, bound, noise, torch.Generator().manual_seed(seed + 7919))
+    return offset, layer, [(noise, 1.0, 1)], f"dp-mean (row norm bound {bound:g}, noise {noise:g})"

@@ -20,10 +20,17 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from aisec.defenses.base import ProgressFn
+from aisec.errors import ConfigError, InputValidationError
+
+if TYPE_CHECKING:
+    from aisec.defenses.training.dp_config import DPSGDConfig
 
 Params = dict[str, torch.Tensor]
 #: (noise multiplier, sample rate, steps): one entry of an Opacus accountant's history.
@@ -226,3 +233,55 @@ def train(
         warnings.simplefilter("ignore")
         spent = float(acct.get_epsilon(delta))
     return FunctionalRun(spent, noise_multiplier, steps, sample_rate, median)
+
+
+def run(
+    net: nn.Module,
+    opt: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    cfg: DPSGDConfig,
+    progress: ProgressFn | None,
+    prior: list[Mechanism],
+) -> tuple[nn.Module, float, float, int]:
+    """The ``engine="aisec"`` of :func:`aisec.defenses.training.dp.dp_sgd` (the counterpart of
+    :func:`aisec.defenses.training.dp_opacus.train`): :func:`train` run by ``cfg``; returns (trained module,
+    accountant epsilon, noise multiplier, steps)."""
+    n = len(y)
+    rate = min(cfg.batch_size, n) / n
+    steps = max(1, round(cfg.epochs / rate))
+    try:
+        sigma = noise_for(cfg.epsilon, cfg.delta, rate, steps, cfg.accountant, prior)
+    except ValueError as exc:
+        raise ConfigError(
+            f"dp-sgd.epsilon: {cfg.epsilon:g} cannot be reached with {steps} steps at sample rate {rate:.3g} on "
+            f"{n} points ({exc}); raise epsilon or lower epochs or batch_size"
+        ) from None
+    augment = None
+    if cfg.augment_k > 1:
+        if x.dim() != 4:
+            raise InputValidationError(
+                "data", "images (N, C, H, W) for augment_k > 1", f"inputs of shape {tuple(x.shape)}"
+            )
+        k, shift, rot = cfg.augment_k, cfg.augment_shift, cfg.augment_rotate
+        augment = lambda xb, g: augment_images(xb, k, shift=shift, rotate_deg=rot, gen=g)  # noqa: E731
+    per_epoch = max(1, steps // cfg.epochs)
+
+    base = cfg.lr
+    assert base is not None  # dp_sgd resolves it before either engine runs
+
+    def lr_at(step: int) -> float:
+        if cfg.lr_schedule == "cosine":
+            return base * 0.5 * (1.0 + math.cos(math.pi * step / steps))
+        return base
+
+    def on_step(step: int) -> None:
+        if progress is not None and (step % per_epoch == 0 or step == steps):
+            progress(min(cfg.epochs, math.ceil(step / per_epoch)), cfg.epochs)
+
+    run = train(
+        net, x, y, noise_multiplier=sigma, sample_rate=rate, steps=steps, max_norm=cfg.max_grad_norm,
+        delta=cfg.delta, accountant=cfg.accountant, optimizer=opt, lr_at=lr_at, ema=cfg.ema, augment=augment,
+        gen=torch.Generator().manual_seed(cfg.seed), on_step=on_step, prior=prior,
+    )  # fmt: skip
+    return net, run.epsilon, run.noise_multiplier, run.steps

@@ -22,7 +22,7 @@ from aisec.defenses.training import dp_functional as fx
 from aisec.errors import ConfigError, MissingDependencyError
 
 if TYPE_CHECKING:
-    from aisec.defenses.training.dp import DPSGDConfig
+    from aisec.defenses.training.dp_config import DPSGDConfig
 
 
 def opacus_module() -> Any:
