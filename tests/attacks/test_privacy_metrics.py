@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from aisec.attacks.privacy.metrics import bootstrap_intervals, membership_metrics, roc_points
+from aisec.attacks.privacy.metrics import bootstrap_intervals, clopper_pearson, membership_metrics, roc_points
 
 
 def test_every_distinct_low_fpr_point_of_a_small_sample_is_kept() -> None:
@@ -55,3 +56,12 @@ def test_the_auc_interval_covers_the_true_auc_about_95_percent_of_the_time() -> 
         lo, hi = bootstrap_intervals(rng.normal(0.5, 1, 300), rng.normal(0, 1, 300), n_boot=100, seed=i)["auc_ci95"]
         covered += lo <= truth <= hi
     assert covered >= 15  # expected 19 of 20; 15 or fewer has probability below 0.3%
+
+
+def test_the_clopper_pearson_interval_is_exact_at_the_edges_and_covers_the_proportion() -> None:
+    lo, hi = clopper_pearson(np.array([0, 32, 64]), 64)
+    assert lo[0] == 0.0 and hi[2] == 1.0
+    assert hi[0] == pytest.approx(1 - 0.025 ** (1 / 64))  # k = 0: the closed form 1 - (alpha / 2)^(1/n)
+    assert lo[1] < 0.5 < hi[1] and hi[1] - lo[1] == pytest.approx(0.25, abs=0.02)
+    wide, _ = clopper_pearson(np.array([32]), 64, confidence=0.99)
+    assert wide[0] < lo[1]  # more confidence, a wider interval

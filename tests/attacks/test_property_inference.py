@@ -18,7 +18,6 @@ from aisec.attacks.base import AttackContext
 from aisec.attacks.privacy import property_inference as _pi  # noqa: F401  (registers the attack)
 from aisec.attacks.privacy.property_inference import (
     PropertyInference,
-    binomial_ci,
     mlp_layers,
     neuron_summary,
 )
@@ -128,12 +127,6 @@ def test_mlp_layers_reads_an_mlp_and_refuses_anything_else() -> None:
     assert mlp_layers(nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3)), 4, 3) is None
     assert mlp_layers(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Linear(8, 3)), 4, 3) is None
     assert mlp_layers(object(), 4, 3) is None
-
-
-def test_binomial_interval() -> None:
-    lo, hi = binomial_ci(32, 64)
-    assert lo < 0.5 < hi and hi - lo == pytest.approx(0.25, abs=0.02)
-    assert binomial_ci(64, 64)[1] == 1.0 and binomial_ci(0, 64)[0] == 0.0
 
 
 def test_property_inference_config_is_checked() -> None:

@@ -20,10 +20,10 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from scipy.stats import beta
 
 from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
 from aisec.attacks.privacy.lira import LiRA, LiRAConfig
+from aisec.attacks.privacy.metrics import clopper_pearson
 from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.data.dataset import Dataset
 from aisec.errors import AisecError, ConfigError, InputValidationError
@@ -63,15 +63,6 @@ class EpsilonBound:
             "fpr_high": self.fpr_high,
             "direction": self.direction,
         }
-
-
-def clopper_pearson(k: np.ndarray, n: int, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """Two-sided Clopper-Pearson interval of a binomial proportion ``k / n`` (exact, conservative)."""
-    k = np.asarray(k, dtype=float)
-    a = (1.0 - confidence) / 2.0
-    low = np.where(k > 0, beta.ppf(a, np.maximum(k, 1e-300), n - k + 1), 0.0)
-    high = np.where(k < n, beta.ppf(1 - a, k + 1, np.maximum(n - k, 1e-300)), 1.0)
-    return low, high
 
 
 def epsilon_lower_bound(

@@ -1,10 +1,11 @@
-"""Membership-inference metrics: AUC, TPR at low FPR, balanced accuracy (Carlini et al. 2022)."""
+"""Privacy-attack metrics: AUC, TPR at low FPR, balanced accuracy (Carlini et al. 2022), exact binomial intervals."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+from scipy.stats import beta
 
 
 def roc_points(scores_in: np.ndarray, scores_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -93,3 +94,12 @@ def bootstrap_intervals(
         stats["tpr_at_0.1pct_fpr"].append(tpr_at_fpr(fpr, tpr, 0.001))
     q = [50 * (1 - level), 50 * (1 + level)]
     return {f"{k}_ci95": [float(v) for v in np.percentile(np.array(s), q)] for k, s in stats.items()}
+
+
+def clopper_pearson(k: np.ndarray, n: int, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Two-sided Clopper-Pearson interval of a binomial proportion ``k / n`` (exact, conservative)."""
+    k = np.asarray(k, dtype=float)
+    a = (1.0 - confidence) / 2.0
+    low = np.where(k > 0, beta.ppf(a, np.maximum(k, 1e-300), n - k + 1), 0.0)
+    high = np.where(k < n, beta.ppf(1 - a, k + 1, np.maximum(n - k, 1e-300)), 1.0)
+    return low, high

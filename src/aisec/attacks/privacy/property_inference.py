@@ -4,126 +4,24 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
+from aisec.attacks.base import Attack, AttackContext, AttackResult
+from aisec.attacks.privacy.metrics import clopper_pearson
+from aisec.attacks.privacy.property_config import PropertyInferenceConfig
 from aisec.attacks.privacy.shadow_config import attacker_pool
-from aisec.attacks.privacy.stacked import StackedMLP, TrainingRecipe, train_stacked
+from aisec.attacks.privacy.stacked import StackedMLP, train_stacked
 from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.data.dataset import Dataset
-from aisec.errors import ConfigError, InputValidationError
+from aisec.errors import InputValidationError
 from aisec.registry import register_attack
 from aisec.targets.base import TargetView
 
-PROPERTIES = ("class-share", "feature-threshold")
-REPRESENTATIONS = ("auto", "white-box", "black-box")
 _MLP_PARTS = (nn.Linear, nn.ReLU, nn.Flatten, nn.Identity, nn.Dropout)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class PropertyInferenceConfig:
-    """Parameters of :class:`PropertyInference`.
-
-    Attributes
-    ----------
-    property:
-        ``"class-share"``: the share of training points of class ``property_class``;
-        ``"feature-threshold"``: the share of points whose (flattened) feature ``feature`` exceeds
-        ``threshold``.
-    property_class:
-        The class whose share is inferred (breast cancer: 0 = malignant; digits: the digit).
-    feature, threshold:
-        The feature index and its threshold (``None``: the median over the attacker's data).
-    proportions:
-        The shares the attacker tells apart (two or more, each in (0, 1)); ``None``: 0.3 and 0.7.
-    shadows:
-        Shadow models in all, split evenly over the proportions; cheap ones, trained at once.
-    shadow_size:
-        Training points per shadow; ``None``: the size of the assessment's train split, capped
-        where the attacker's data has too few points with (or without) the property.
-    representation:
-        How the meta-classifier sees a model: ``"white-box"``: a permutation-invariant summary of
-        the first layer's neurons (needs parameters and an MLP target); ``"black-box"``: the
-        model's probabilities on a fixed query set; ``"auto"``: white-box when it can, else
-        black-box (the finding says why).
-    n_queries:
-        Size of the black-box query set (drawn from the attacker's data), one query each.
-    folds:
-        Cross-validation folds over the shadows: every shadow is judged by a meta-classifier that
-        never saw it.
-    hidden, epochs, lr, batch_size, weight_decay:
-        The target's training recipe as the attacker knows it (white-box: the hidden widths are
-        read from the target).
-    """
-
-    property: Literal["class-share", "feature-threshold"] = "class-share"
-    property_class: int = 0
-    feature: int = 0
-    threshold: float | None = None
-    proportions: tuple[float, ...] | None = None
-    shadows: int = 64
-    shadow_size: int | None = None
-    representation: Literal["auto", "white-box", "black-box"] = "auto"
-    n_queries: int = 64
-    folds: int = 4
-    hidden: tuple[int, ...] | None = None
-    epochs: int = 20
-    lr: float = 1e-3
-    batch_size: int = 64
-    weight_decay: float = 0.0
-
-    def __post_init__(self) -> None:
-        name = "property-inference"
-        ints = ("shadows", "n_queries", "folds", "epochs", "batch_size")
-        check_config(self, name, integer=(*ints, "property_class", "feature"), positive=(*ints, "lr"))
-        check_config(self, name, non_negative=("property_class", "feature", "weight_decay"))
-        if self.property not in PROPERTIES:
-            raise ConfigError(f"{name}.property: {self.property!r} is not allowed; allowed: {', '.join(PROPERTIES)}")
-        if self.representation not in REPRESENTATIONS:
-            allowed = ", ".join(REPRESENTATIONS)
-            raise ConfigError(f"{name}.representation: {self.representation!r} is not allowed; allowed: {allowed}")
-        if self.threshold is not None and (
-            isinstance(self.threshold, bool) or not isinstance(self.threshold, int | float)
-        ):
-            raise ConfigError(f"{name}.threshold: expected a number or null, got {self.threshold!r}")
-        props = self.shares()
-        if isinstance(props, str) or not isinstance(props, list | tuple) or len(props) < 2:
-            raise ConfigError(f"{name}.proportions: expected two or more shares, got {props!r}")
-        if any(isinstance(p, bool) or not isinstance(p, int | float) or not 0 < p < 1 for p in props):
-            raise ConfigError(f"{name}.proportions: expected shares in (0, 1), got {props!r}")
-        if len(set(props)) != len(props):
-            raise ConfigError(f"{name}.proportions: expected distinct shares, got {props!r}")
-        if self.proportions is not None:
-            object.__setattr__(self, "proportions", tuple(float(p) for p in props))
-        if self.folds < 2 or self.shadows < 2 * self.folds * len(props):
-            raise ConfigError(
-                f"{name}.shadows: expected at least 2 x folds x proportions = {2 * self.folds * len(props)} "
-                f"(folds >= 2), got shadows={self.shadows}, folds={self.folds}"
-            )
-        ss = self.shadow_size
-        if ss is not None and (isinstance(ss, bool) or not isinstance(ss, int) or ss < 2):
-            raise ConfigError(f"{name}.shadow_size: expected an integer >= 2 or null, got {ss!r}")
-        if self.hidden is not None:
-            if isinstance(self.hidden, str) or not isinstance(self.hidden, list | tuple):
-                raise ConfigError(f"{name}.hidden: expected a list of layer widths, got {self.hidden!r}")
-            object.__setattr__(self, "hidden", tuple(self.hidden))
-        self.recipe()
-
-    def shares(self) -> tuple[float, ...]:
-        """The proportions, with the default filled in."""
-        return (0.3, 0.7) if self.proportions is None else self.proportions
-
-    def recipe(self, hidden: tuple[int, ...] | None = None) -> TrainingRecipe:
-        """The training recipe the attacker assumes (``hidden`` overrides the configured widths)."""
-        widths = hidden or self.hidden or (64,)
-        return TrainingRecipe(
-            hidden=widths, epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, weight_decay=self.weight_decay
-        )
 
 
 def mlp_layers(module: Any, in_features: int, n_classes: int) -> list[nn.Linear] | None:
@@ -168,16 +66,6 @@ def _meta_classifier(seed: int) -> Any:
     from sklearn.preprocessing import StandardScaler
 
     return make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000, random_state=seed))
-
-
-def binomial_ci(successes: int, n: int, level: float = 0.95) -> list[float]:
-    """Exact (Clopper-Pearson) interval of a binomial proportion."""
-    from scipy.stats import beta
-
-    a = 1 - level
-    lo = beta.ppf(a / 2, successes, n - successes + 1) if successes > 0 else 0.0
-    hi = beta.ppf(1 - a / 2, successes + 1, n - successes) if successes < n else 1.0
-    return [float(lo), float(hi)]
 
 
 @register_attack
@@ -261,7 +149,7 @@ class PropertyInference(Attack):
         nearest = int(np.argmin([abs(p - true_share) for p in props]))
         metrics = {
             "meta_accuracy": hits / n,
-            "meta_accuracy_ci95": binomial_ci(hits, n),
+            "meta_accuracy_ci95": [float(v) for v in clopper_pearson(hits, n)],
             "chance": chance,
             "p_value_vs_chance": float(binomtest(hits, n, chance, alternative="greater").pvalue),
             "n_shadows": n,
