@@ -48,11 +48,16 @@ def test_two_writers_of_one_file_never_share_a_temporary(tmp_path: Path) -> None
 def test_a_secret_is_created_private_and_other_files_follow_the_umask(tmp_path: Path) -> None:
     umask = os.umask(0o022)
     try:
-        write_text_atomic(tmp_path / "keys.json", "{}", mode=0o600, durable=True)
+        write_text_atomic(tmp_path / "keys.json", "{}", private=True, durable=True)
         write_text_atomic(tmp_path / "summary.json", "{}")
+        os.umask(0o277)  # an odd umask neither locks the owner out of a secret nor widens it
+        with atomic_path(tmp_path / "keys.json", private=True) as tmp:
+            assert tmp.stat().st_mode & 0o777 == 0o600  # writable before the writer opens it (root would not notice)
+            tmp.write_text('{"keys": []}', encoding="utf-8")
     finally:
         os.umask(umask)
     assert (tmp_path / "keys.json").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "keys.json").read_text(encoding="utf-8") == '{"keys": []}'
     assert (tmp_path / "summary.json").stat().st_mode & 0o777 == 0o644
 
 

@@ -33,13 +33,14 @@ def cache_root() -> Path:
 
 
 @contextmanager
-def atomic_path(path: Path, *, mode: int = 0o666, durable: bool = False) -> Iterator[Path]:
+def atomic_path(path: Path, *, private: bool = False, durable: bool = False) -> Iterator[Path]:
     """Yield a new, empty temporary file beside ``path``; when the block ends without error, it becomes ``path``.
 
     Args:
         path: the destination; its folder is created when missing.
-        mode: permission bits the temporary file is created with (the umask applies), e.g. ``0o600``
-            for a secret; the renamed file keeps them.
+        private: the file is readable and writable by its owner only (``0o600``, whatever the umask), from
+            its creation on, for secrets such as the gateway's key file; otherwise the umask decides, as
+            for any new file.
         durable: flush the file to disk (``fsync``) before the rename, for files whose loss would lose
             data (the key file), not for caches that can be rebuilt.
 
@@ -47,8 +48,10 @@ def atomic_path(path: Path, *, mode: int = 0o666, durable: bool = False) -> Iter
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, mode))
+    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600 if private else 0o666))
     try:
+        if private:
+            os.chmod(tmp, 0o600)  # the umask may have taken the owner's write bit: chmod ignores it
         yield tmp
         if durable:
             fd = os.open(tmp, os.O_RDONLY)
@@ -62,9 +65,9 @@ def atomic_path(path: Path, *, mode: int = 0o666, durable: bool = False) -> Iter
         raise
 
 
-def write_text_atomic(path: Path, text: str, *, mode: int = 0o666, durable: bool = False) -> None:
+def write_text_atomic(path: Path, text: str, *, private: bool = False, durable: bool = False) -> None:
     """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_path`."""
-    with atomic_path(path, mode=mode, durable=durable) as tmp:
+    with atomic_path(path, private=private, durable=durable) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 

@@ -86,7 +86,7 @@ class KeyStore:
 
     def _save(self) -> None:
         body = json.dumps({"keys": [asdict(r) for r in self._records.values()]}, indent=1)
-        write_text_atomic(self.path, body, mode=0o600, durable=True)
+        write_text_atomic(self.path, body, private=True, durable=True)
         self._stamp = None
 
     # -- operations ------------------------------------------------------------------------
