@@ -148,11 +148,12 @@ def dp_sgd(
     clean = copy.deepcopy(net)  # receives the trained weights: Opacus leaves hooks on the module it wraps
     x, y = data.x_train.float().cpu(), data.y_train.long().cpu()
     n = len(y)
-    offset, layer, prior, center = dp_center.plan(net, x, data.clip, cfg.center, cfg.center_noise, cfg.seed)
-    if offset is not None:
-        x = x - offset
-        if learned and layer is not None:  # keep the learned weights' function: b <- b + W m
-            dp_center.fold(net.get_submodule(layer), -offset)
+    centring, center = dp_center.plan(net, x, data.clip, cfg.center, cfg.center_noise, cfg.seed)
+    prior = [centring.mechanism] if centring is not None else []
+    if centring is not None:
+        x = x - centring.offset
+        if learned:  # keep the learned weights' function: b <- b + W m
+            dp_center.fold(net.get_submodule(centring.layer), -centring.offset)
     batch = min(cfg.batch_size, n)
     params = [p for p in net.parameters() if p.requires_grad]
     if cfg.optimizer == "adam":
@@ -171,8 +172,8 @@ def dp_sgd(
         torch.set_num_threads(threads)
     seconds = time.perf_counter() - start
     clean.load_state_dict(trained.state_dict())
-    if offset is not None and layer is not None:  # the same architecture as the net it was found in
-        dp_center.fold(clean.get_submodule(layer), offset)
+    if centring is not None:  # the same architecture as the net it was found in
+        dp_center.fold(clean.get_submodule(centring.layer), centring.offset)
     out = clean
     for p in out.parameters():
         p.requires_grad_(False)

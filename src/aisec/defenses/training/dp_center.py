@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -75,19 +76,28 @@ def fold(layer: nn.Module, offset: torch.Tensor) -> None:
         layer.bias -= layer.weight @ offset.reshape(-1).to(layer.weight)
 
 
+@dataclass(frozen=True, slots=True)
+class Centring:
+    """A DP mean to subtract from the inputs and the layer it folds into afterwards."""
+
+    offset: torch.Tensor
+    layer: str
+    mechanism: tuple[float, float, int]
+    """What it adds to the accountant's history: (noise multiplier, sample rate 1, one step)."""
+
+
 def plan(
     net: nn.Module, x: torch.Tensor, clip: tuple[float, float] | None, mode: str, noise: float, seed: int
-) -> tuple[torch.Tensor | None, str | None, list[tuple[float, float, int]], str]:
-    """What ``center=mode`` does for ``net`` on ``x``: the DP mean to subtract (or ``None``), the layer to fold it
-    into, the mechanism it adds to the accountant's history (noise multiplier ``noise``, sample rate 1, one step),
-    and a line saying what was done or why nothing was."""
+) -> tuple[Centring | None, str]:
+    """What ``center=mode`` does for ``net`` on ``x``: the centring (or ``None``) and a line saying what was done or
+    why nothing was."""
     if mode == "none":
-        return None, None, [], "none"
+        return None, "none"
     if clip is None:
-        return None, None, [], "none: the data declares no value range to bound a row's norm"
+        return None, "none: the data declares no value range to bound a row's norm"
     layer = first_linear(net, x.shape[1:])
     if layer is None:
-        return None, None, [], "none: the first layer is not an nn.Linear with a bias to fold the mean into"
+        return None, "none: the first layer is not an nn.Linear with a bias to fold the mean into"
     bound = row_bound(clip, x[0].numel())
     offset = dp_mean(x, bound, noise, torch.Generator().manual_seed(seed + 7919))
-    return offset, layer, [(noise, 1.0, 1)], f"dp-mean (row norm bound {bound:g}, noise {noise:g})"
+    return Centring(offset, layer, (noise, 1.0, 1)), f"dp-mean (row norm bound {bound:g}, noise {noise:g})"
