@@ -24,7 +24,7 @@ import yaml
 from torch import nn
 
 from aisec.core.config import Spec, parse_spec
-from aisec.core.files import atomic_path, cache_root
+from aisec.core.files import UNREADABLE, atomic_path, cache_root
 from aisec.data import Dataset, find_sms_spam, load_breast_cancer, load_digits, load_sms_spam
 
 log = logging.getLogger(__name__)
@@ -91,9 +91,21 @@ def train_classifier(
     return model.eval()
 
 
+def _reusable(path: Path, load: Callable[[Path], object], name: str) -> bool:
+    """Whether ``path`` holds a model that loads; a damaged one is logged and will be trained again."""
+    if not path.is_file():
+        return False
+    try:
+        load(path)
+    except UNREADABLE as exc:
+        log.warning("cached %s model %s is unreadable (%s); training it again", name, path, exc)
+        return False
+    return True
+
+
 def _cached_torch(name: str, recipe: dict[str, Any], build: Callable[[], nn.Module], example: torch.Tensor) -> Path:
     path = cache_dir() / f"{_recipe_key(name, recipe)}.pt"
-    if not path.is_file():
+    if not _reusable(path, lambda p: torch.jit.load(str(p), map_location="cpu"), name):
         log.info("training %s", name)
         model = build()
         scripted = torch.jit.trace(model, example)
@@ -136,7 +148,7 @@ def spam_filter(path: Path, seed: int = 0) -> Path:
 
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
     out = cache_dir() / f"{_recipe_key('spam-filter', {'C': 10.0, 'seed': seed, 'data': digest})}.joblib"
-    if not out.is_file():
+    if not _reusable(out, joblib.load, "spam-filter"):
         data = load_sms_spam(path, seed=seed)
         pipe = make_pipeline(TfidfVectorizer(sublinear_tf=True, min_df=1), LogisticRegression(C=10.0, max_iter=2000))
         pipe.fit(data.x_train, data.y_train.numpy())

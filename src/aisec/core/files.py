@@ -22,8 +22,12 @@ from typing import Any, TypeVar
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-UNREADABLE = (OSError, RuntimeError, KeyError, ValueError, EOFError, pickle.UnpicklingError)
-"""What reading a damaged or foreign cache file raises, from :func:`torch.load` or from parsing its contents."""
+UNREADABLE = (
+    OSError, RuntimeError, LookupError, ValueError, EOFError, AttributeError, ImportError, pickle.UnpicklingError,
+)  # fmt: skip
+"""What reading a damaged or foreign cache file raises: :func:`torch.load`, :func:`torch.jit.load` or
+:func:`joblib.load` on a truncated file (``IndexError``, ``EOFError``, ``RuntimeError``), a pickle whose
+classes moved (``AttributeError``, ``ImportError``), or parsing contents that are not what was stored."""
 
 
 def cache_root() -> Path:
