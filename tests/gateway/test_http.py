@@ -313,7 +313,9 @@ def test_audit_rows_and_admin_actions(gw: GatewayProc, cancer_data: tuple[np.nda
 
 
 def test_metrics_have_no_per_key_labels(gw: GatewayProc, cancer_data: tuple[np.ndarray, np.ndarray]) -> None:
-    httpx.post(f"{gw.url}/predict", json={"inputs": cancer_data[0][:1].tolist()}, headers=gw.headers("pred"))
+    row = {"inputs": cancer_data[0][:1].tolist()}
+    assert httpx.post(f"{gw.url}/predict", json=row, headers=gw.headers("pred")).status_code == 200
+    assert httpx.post(f"{gw.url}/predict", json=row, headers={"Authorization": "Bearer nope"}).status_code == 401
     text = httpx.get(f"{gw.url}/metrics", headers=gw.headers("aud")).text
     for name in ("aisec_gateway_requests_total", "aisec_gateway_latency_seconds_bucket", "aisec_gateway_queries_total"):
         assert name in text
