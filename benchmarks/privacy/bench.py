@@ -73,9 +73,9 @@ from aisec.attacks.privacy.inversion import MIFace, inversion_metrics
 from aisec.attacks.privacy.lira import lira_scores
 from aisec.attacks.privacy.metrics import bootstrap_intervals, membership_metrics
 from aisec.attacks.privacy.precision import bf16_matmul_speedup
+from aisec.attacks.privacy.recipe import TrainingRecipe, train_mlp
 from aisec.attacks.privacy.rmia import rmia_scores
 from aisec.attacks.privacy.shadows import shadow_models, stacked_phi, true_class_logit
-from aisec.attacks.privacy.stacked import TrainingRecipe, train_mlp
 from aisec.core.executor import ProcessExecutor
 from aisec.core.files import write_text_atomic
 from aisec.data import load_digits

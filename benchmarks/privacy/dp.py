@@ -55,7 +55,7 @@ from torch import nn
 
 from aisec.attacks.base import AttackContext
 from aisec.attacks.privacy.dp_audit import DPAudit
-from aisec.attacks.privacy.stacked import TrainingRecipe, train_mlp
+from aisec.attacks.privacy.recipe import TrainingRecipe, train_mlp
 from aisec.core.files import write_text_atomic
 from aisec.data import load_digits
 from aisec.defenses.training import dp_functional as fx

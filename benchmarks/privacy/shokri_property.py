@@ -56,7 +56,7 @@ KEYS = ("auc", "tpr_at_1pct_fpr", "tpr_at_0.1pct_fpr", "balanced_accuracy", "min
 
 
 def _target() -> tuple[Any, Any, Any, dict[str, Any]]:
-    from aisec.attacks.privacy.stacked import TrainingRecipe, train_mlp
+    from aisec.attacks.privacy.recipe import TrainingRecipe, train_mlp
     from aisec.data import load_digits
     from aisec.targets import TorchTarget
 
@@ -173,7 +173,7 @@ def run_shokri() -> dict[str, Any]:
 def run_property() -> dict[str, Any]:
     from aisec.attacks.base import AttackContext
     from aisec.attacks.privacy.property_inference import PropertyInference
-    from aisec.attacks.privacy.stacked import TrainingRecipe, train_mlp
+    from aisec.attacks.privacy.recipe import TrainingRecipe, train_mlp
     from aisec.data import load_breast_cancer
     from aisec.targets import TorchTarget
 

@@ -18,7 +18,7 @@ from aisec.attacks.privacy.dp_audit import (
     holdout_lower_bound,
     provable_ceiling,
 )
-from aisec.attacks.privacy.stacked import TrainingRecipe, train_mlp
+from aisec.attacks.privacy.recipe import TrainingRecipe, train_mlp
 from aisec.data import Dataset
 from aisec.errors import ConfigError, InputValidationError
 from aisec.registry import attacks

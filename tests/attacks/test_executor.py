@@ -12,8 +12,8 @@ import torch
 
 from aisec.attacks.base import AttackContext
 from aisec.attacks.privacy.lira import LiRA
+from aisec.attacks.privacy.recipe import TrainingRecipe
 from aisec.attacks.privacy.shadows import ShadowSet, shadow_models
-from aisec.attacks.privacy.stacked import TrainingRecipe
 from aisec.core.executor import Executor, LocalExecutor, ProcessExecutor, make_executor
 from aisec.data import Dataset
 from aisec.errors import ConfigError, MissingDependencyError
@@ -98,7 +98,7 @@ def test_lira_trains_its_shadows_on_the_context_executor(
 
 @pytest.fixture(scope="module")
 def overfit_small(digits: Dataset) -> tuple[TorchTarget, Dataset]:
-    from aisec.attacks.privacy.stacked import train_mlp
+    from aisec.attacks.privacy.recipe import train_mlp
 
     net = train_mlp(digits.x_train[:100], digits.y_train[:100], 10, RECIPE, seed=0)
     target = TorchTarget(net, input_shape=(1, 8, 8), clip=(0.0, 1.0), name="small-mlp")

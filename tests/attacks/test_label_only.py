@@ -12,7 +12,7 @@ from aisec.attacks.base import AttackContext
 from aisec.attacks.privacy import label_only as _label_only  # noqa: F401  (registers the attack)
 from aisec.attacks.privacy.label_only import LabelOnly, _calibrate
 from aisec.attacks.privacy.loss_threshold import LossThreshold
-from aisec.attacks.privacy.stacked import TrainingRecipe, train_mlp
+from aisec.attacks.privacy.recipe import TrainingRecipe, train_mlp
 from aisec.data import Dataset
 from aisec.errors import ConfigError
 from aisec.registry import attacks

@@ -13,7 +13,7 @@ from aisec.attacks.base import AttackContext
 from aisec.attacks.privacy import lira as _lira  # noqa: F401  (registers the attack)
 from aisec.attacks.privacy.lira import LiRA, LiRAConfig, lira_scores
 from aisec.attacks.privacy.loss_threshold import LossThreshold
-from aisec.attacks.privacy.stacked import TrainingRecipe, train_mlp
+from aisec.attacks.privacy.recipe import TrainingRecipe, train_mlp
 from aisec.data import Dataset
 from aisec.errors import AccessDeniedError, ConfigError
 from aisec.registry import attacks

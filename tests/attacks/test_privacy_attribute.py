@@ -9,7 +9,7 @@ import torch
 from aisec.attacks.base import AttackContext
 from aisec.attacks.privacy import attribute as _attribute  # noqa: F401  (registers the attack)
 from aisec.attacks.privacy.attribute import AttributeInference, paired_gain_interval
-from aisec.attacks.privacy.stacked import TrainingRecipe, train_mlp
+from aisec.attacks.privacy.recipe import TrainingRecipe, train_mlp
 from aisec.core.goals import Modality
 from aisec.data import Dataset
 from aisec.errors import ConfigError, InputValidationError

@@ -21,7 +21,8 @@ from aisec.attacks.privacy.property_inference import (
     mlp_layers,
     neuron_summary,
 )
-from aisec.attacks.privacy.stacked import StackedMLP, TrainingRecipe, train_mlp
+from aisec.attacks.privacy.recipe import TrainingRecipe, train_mlp
+from aisec.attacks.privacy.stacked import StackedMLP
 from aisec.data import Dataset, load_breast_cancer
 from aisec.errors import AccessDeniedError, ConfigError, InputValidationError
 from aisec.registry import attacks

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from aisec.attacks.privacy import precision as precision_mod
+from aisec.attacks.privacy.recipe import TrainingRecipe, train_mlp
 from aisec.attacks.privacy.shadows import shadow_models, stacked_phi, true_class_logit
-from aisec.attacks.privacy.stacked import StackedMLP, TrainingRecipe, half_masks, train_mlp, train_stacked
+from aisec.attacks.privacy.stacked import StackedMLP, half_masks, train_stacked
 from aisec.data import Dataset
 from aisec.errors import ConfigError, InputValidationError
 

@@ -104,7 +104,7 @@ class LiRA(ShadowMembershipAttack):
     OUT tail (offline).
 
     What the attacker has (grey-box): the training recipe (architecture, epochs, learning rate,
-    batch size; :class:`~aisec.attacks.privacy.stacked.TrainingRecipe`) and, as its data sample,
+    batch size; :class:`~aisec.attacks.privacy.recipe.TrainingRecipe`) and, as its data sample,
     the pool of all the assessment's data, train and test splits together, as in Carlini et al.'s
     evaluation, without knowing which pool points the target trained on (only the assessor knows).
     Shadows train on complementary random halves of the pool, so every point is IN for half the

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from aisec.attacks.base import check_config
-from aisec.attacks.privacy.stacked import TrainingRecipe
+from aisec.attacks.privacy.recipe import TrainingRecipe
 from aisec.errors import ConfigError
 
 PROPERTIES = ("class-share", "feature-threshold")

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from aisec.attacks.base import Attack, AttackContext, check_config
+from aisec.attacks.privacy.recipe import TrainingRecipe
 from aisec.attacks.privacy.shadows import ShadowSet, shadow_models
-from aisec.attacks.privacy.stacked import TrainingRecipe
 from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.data.dataset import Dataset
 from aisec.errors import ConfigError, InputValidationError

@@ -27,14 +27,8 @@ import numpy as np
 import torch
 
 from aisec.attacks.privacy.precision import Precision, resolve_precision
-from aisec.attacks.privacy.stacked import (
-    StackedMLP,
-    TrainingRecipe,
-    flat_rows,
-    half_masks,
-    model_seeds,
-    train_stacked_as,
-)
+from aisec.attacks.privacy.recipe import TrainingRecipe, flat_rows
+from aisec.attacks.privacy.stacked import StackedMLP, half_masks, model_seeds, train_stacked_as
 from aisec.core.executor import Executor, LocalExecutor
 from aisec.core.files import atomic_path, cache_root, load_cached
 from aisec.errors import InputValidationError

@@ -6,8 +6,8 @@ al. 2017, arXiv:1610.05820) train many copies of it, so :func:`train_stacked` tr
 one stacked model: every layer is a batched matrix product (``torch.baddbmm``) over a leading model
 axis, gradients are written out by hand (no autograd graph), each model sees its own random half of
 the data in its own batch order, and one fused Adam step, being elementwise, updates each model
-exactly as a separate optimizer would. :func:`train_mlp` is the ordinary training of one model: how
-a target is trained, and the one-after-another baseline.
+exactly as a separate optimizer would; :func:`aisec.attacks.privacy.recipe.train_mlp` is the
+ordinary one-model training it replaces.
 """
 
 from __future__ import annotations
@@ -15,57 +15,13 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from aisec.attacks.base import check_config
 from aisec.attacks.privacy.precision import Precision, resolve_precision
-from aisec.errors import ConfigError, InputValidationError
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class TrainingRecipe:
-    """How the target was trained, as a grey-box attacker knows it.
-
-    Attributes
-    ----------
-    hidden:
-        Widths of the hidden ReLU layers of the MLP (inputs are flattened first).
-    epochs:
-        Passes over the training set.
-    lr:
-        Adam's learning rate.
-    batch_size:
-        Examples per step.
-    weight_decay:
-        Adam's L2 weight decay.
-    architecture:
-        Only ``"mlp"`` for now.
-    """
-
-    hidden: tuple[int, ...] = (64,)
-    epochs: int = 20
-    lr: float = 1e-3
-    batch_size: int = 64
-    weight_decay: float = 0.0
-    architecture: str = "mlp"
-
-    def __post_init__(self) -> None:
-        check_config(self, "recipe", positive=("epochs", "lr", "batch_size"), integer=("epochs", "batch_size"))
-        check_config(self, "recipe", non_negative=("weight_decay",))
-        if self.architecture != "mlp":
-            raise ConfigError(f"recipe.architecture: {self.architecture!r} is not allowed; allowed: mlp")
-        hidden = tuple(self.hidden)
-        if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
-            raise ConfigError(f"recipe.hidden: expected positive integers, got {self.hidden!r}")
-        object.__setattr__(self, "hidden", hidden)
-
-
-def flat_rows(x: torch.Tensor) -> torch.Tensor:
-    return x.reshape(len(x), -1).float()
+from aisec.attacks.privacy.recipe import TrainingRecipe, flat_rows
+from aisec.errors import InputValidationError
 
 
 class StackedMLP:
@@ -297,29 +253,3 @@ def _bf16_step(h: torch.Tensor, target: torch.Tensor, weights: list[torch.Tensor
         if i > 0:
             g = torch.ops.aten.threshold_backward(torch.bmm(g, low[i].transpose(1, 2)), acts[i], 0)
             grad = g.float()
-
-
-def train_mlp(
-    x: torch.Tensor, y: torch.Tensor, n_classes: int, recipe: TrainingRecipe, seed: int, device: str = "cpu"
-) -> nn.Sequential:
-    """One MLP of ``recipe`` as a plain ``nn.Sequential`` (flatten first), trained the ordinary way.
-
-    This is how a target is trained, and the one-after-another baseline of :func:`train_stacked`.
-    """
-    torch.manual_seed(seed)
-    xf, y = flat_rows(x).to(device), y.to(device)
-    sizes = [xf.shape[1], *recipe.hidden, n_classes]
-    layers: list[nn.Module] = [nn.Flatten()]
-    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
-        layers += [nn.Linear(a, b)] + ([nn.ReLU()] if i < len(sizes) - 2 else [])
-    net = nn.Sequential(*layers).to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    for _ in range(recipe.epochs):
-        perm = torch.randperm(len(y), device=device)
-        for start in range(0, len(y), recipe.batch_size):
-            idx = perm[start : start + recipe.batch_size]
-            loss = F.cross_entropy(net(xf[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    return net.eval()

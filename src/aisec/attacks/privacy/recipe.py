@@ -1,0 +1,87 @@
+"""The training recipe a grey-box attacker knows, and the ordinary training of one model with it.
+
+Membership attacks such as LiRA (Carlini et al. 2022, arXiv:2112.03570) and the shadow-model attack
+(Shokri et al. 2017, arXiv:1610.05820) assume the attacker knows how the target was trained
+(:class:`TrainingRecipe`). :func:`train_mlp` trains one MLP of that recipe the ordinary way: how a
+target is trained, and the one-after-another baseline of :func:`aisec.attacks.privacy.stacked.train_stacked`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aisec.attacks.base import check_config
+from aisec.errors import ConfigError
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TrainingRecipe:
+    """How the target was trained, as a grey-box attacker knows it.
+
+    Attributes
+    ----------
+    hidden:
+        Widths of the hidden ReLU layers of the MLP (inputs are flattened first).
+    epochs:
+        Passes over the training set.
+    lr:
+        Adam's learning rate.
+    batch_size:
+        Examples per step.
+    weight_decay:
+        Adam's L2 weight decay.
+    architecture:
+        Only ``"mlp"`` for now.
+    """
+
+    hidden: tuple[int, ...] = (64,)
+    epochs: int = 20
+    lr: float = 1e-3
+    batch_size: int = 64
+    weight_decay: float = 0.0
+    architecture: str = "mlp"
+
+    def __post_init__(self) -> None:
+        check_config(self, "recipe", positive=("epochs", "lr", "batch_size"), integer=("epochs", "batch_size"))
+        check_config(self, "recipe", non_negative=("weight_decay",))
+        if self.architecture != "mlp":
+            raise ConfigError(f"recipe.architecture: {self.architecture!r} is not allowed; allowed: mlp")
+        hidden = tuple(self.hidden)
+        if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
+            raise ConfigError(f"recipe.hidden: expected positive integers, got {self.hidden!r}")
+        object.__setattr__(self, "hidden", hidden)
+
+
+def flat_rows(x: torch.Tensor) -> torch.Tensor:
+    return x.reshape(len(x), -1).float()
+
+
+def train_mlp(
+    x: torch.Tensor, y: torch.Tensor, n_classes: int, recipe: TrainingRecipe, seed: int, device: str = "cpu"
+) -> nn.Sequential:
+    """One MLP of ``recipe`` as a plain ``nn.Sequential`` (flatten first), trained the ordinary way.
+
+    This is how a target is trained, and the one-after-another baseline of :func:`train_stacked`.
+    """
+    torch.manual_seed(seed)
+    xf, y = flat_rows(x).to(device), y.to(device)
+    sizes = [xf.shape[1], *recipe.hidden, n_classes]
+    layers: list[nn.Module] = [nn.Flatten()]
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
+        layers += [nn.Linear(a, b)] + ([nn.ReLU()] if i < len(sizes) - 2 else [])
+    net = nn.Sequential(*layers).to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    for _ in range(recipe.epochs):
+        perm = torch.randperm(len(y), device=device)
+        for start in range(0, len(y), recipe.batch_size):
+            idx = perm[start : start + recipe.batch_size]
+            loss = F.cross_entropy(net(xf[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return net.eval()
