@@ -7,7 +7,9 @@ delta = 1e-5, one torch thread.
 - non-private: Adam 1e-3, 100 epochs, batches of 64 (the privacy benchmark's target).
 - Opacus plain: ``PrivacyEngine().make_private_with_epsilon`` (RDP accountant, Poisson sampling,
   per-sample gradient hooks), Adam 1e-3, expected batch 256, 50 epochs, clip 1.0: the recipe the
-  issue measured.
+  issue names. At lr 1e-3 it is under-trained (0.72 at epsilon 3, the issue measured 0.92), so
+- Opacus tuned: the same recipe with Adam's learning rate chosen per epsilon from ``OPACUS_GRID`` by test
+  accuracy (``--tune-opacus``): the fair peer figure, and an optimistic one.
 - aisec: ``DPSGD(epsilon=...)`` with its defaults (Opacus underneath: PRV accountant, ghost clipping,
   Adam 2e-2, expected batch 128, 30 epochs, clip 1.0, the model re-initialised, the architecture kept,
   the 256x256 layer kept at its random initialisation: ``freeze="widest-hidden"``, the inputs centred on a
@@ -20,8 +22,8 @@ delta = 1e-5, one torch thread.
   public data (``public="font_digits"``: 60,000 digits rendered from matplotlib's bundled fonts, 10 epochs without
   DP, no private data and no privacy cost; then DP-SGD at lr 0.005 from those weights).
 
-Test accuracy is the mean over training seeds ``SEEDS`` (Opacus's plain recipe, 20x slower: seed 0
-only, ``SEEDS_PLAIN``); per-seed values are recorded; training seconds are those of seed 0. The audit runs on the seed-0 models: aisec's ``dp-audit`` (LiRA, online, fixed
+Test accuracy is the mean over training seeds ``SEEDS``, training seconds the median over them (one run's seconds
+vary up to 3x on a shared machine); per-seed values of both are recorded. The audit runs on the seed-0 models: aisec's ``dp-audit`` (LiRA, online, fixed
 variance, 16 shadows trained with the *non-private* recipe above on complementary halves of all
 1,797 points: the grey-box attacker knows the architecture, not the DP recipe), scored on a
 balanced member / non-member sample; the empirical lower bound is the max over thresholds of
@@ -33,6 +35,7 @@ Run::
     benchmarks/.venv/bin/python benchmarks/privacy/dp.py
 
 It sets only the key ``"dp"`` of ``benchmarks/results/privacy.json`` (re-read just before writing).
+``--tune-opacus`` instead runs Opacus's recipe over ``OPACUS_GRID`` and sets ``"dp_opacus_lr_grid"``;
 ``--variants`` instead prints the table of DP-SGD variants in docs/privacy.md (a faster re-implementation
 of the same DP-SGD, see ``sweep_run``; it writes nothing).
 """
@@ -42,6 +45,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -66,9 +70,14 @@ RESULTS = Path(__file__).resolve().parents[1] / "results" / "privacy.json"
 EPSILONS = (1.0, 3.0, 8.0)
 DELTA = 1e-5
 SEEDS = (0, 1, 2)
-SEEDS_PLAIN = (0,)
-METHODS = {  # name -> DPSGD overrides (None: Opacus's plain recipe)
+OPACUS_GRID = (0.005, 0.0075, 0.01, 0.0125, 0.015)
+#: Adam's learning rate of the Opacus recipe, per epsilon: the best of ``OPACUS_GRID`` by mean *test* accuracy over
+#: ``SEEDS`` (an optimistic choice for the peer: aisec's defaults get no such per-epsilon choice), measured by
+#: ``benchmarks/.venv/bin/python benchmarks/privacy/dp.py --tune-opacus`` (its table: ``dp_opacus_lr_grid``).
+OPACUS_TUNED_LR = {1.0: 0.0125, 3.0: 0.01, 8.0: 0.0075}
+METHODS = {  # name -> DPSGD overrides (None: Opacus's recipe)
     "opacus_plain": None,
+    "opacus_tuned": None,
     "aisec": {},
     "aisec_previous_defaults": {"accountant": "rdp", "lr": 0.01, "freeze": "none", "center": "none"},
     "aisec_no_center": {"center": "none"},
@@ -93,12 +102,14 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         return float((model.eval()(x).argmax(1) == y).float().mean())
 
 
-def opacus_plain(x: torch.Tensor, y: torch.Tensor, eps: float, seed: int) -> tuple[nn.Module, float, float, float]:
-    """Opacus's plain recipe; returns (model, seconds, accountant epsilon, noise multiplier)."""
+def opacus_plain(
+    x: torch.Tensor, y: torch.Tensor, eps: float, seed: int, lr: float = 1e-3
+) -> tuple[nn.Module, float, float, float]:
+    """Opacus's plain recipe (Adam ``lr``); returns (model, seconds, accountant epsilon, noise multiplier)."""
     from opacus import PrivacyEngine
 
     net = reference_mlp(seed)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=256, generator=gen)
     start = time.perf_counter()
@@ -155,6 +166,9 @@ def main() -> None:
             "non_private": "Adam 1e-3, 100 epochs, batch 64",
             "opacus_plain": "Opacus 1.6 make_private_with_epsilon, RDP, Poisson sampling, hooks, Adam 1e-3, "
             "expected batch 256, 50 epochs, clip 1.0",
+            "opacus_tuned": f"the same with Adam's lr per epsilon {OPACUS_TUNED_LR}: the best of {list(OPACUS_GRID)} "
+            "by mean test accuracy over the seeds (optimistic for Opacus), as the issue's figures (0.79 / 0.92 / 0.95) "
+            "suggest a tuned lr",
             "aisec": "DPSGD(epsilon) defaults: " + json.dumps(DPSGD().params()),
             "aisec_previous_defaults": "the first defaults: accountant='rdp', lr=0.01, freeze='none', center='none'",
             "aisec_no_center": "the defaults without the DP input mean (center='none'): the defaults before it",
@@ -165,8 +179,7 @@ def main() -> None:
             "shift <= 0.5 px, rotation <= 5 deg, gradients averaged before clipping)",
             "aisec_public": "the defaults after pretraining on public data: public='font_digits' (digits rendered "
             "from matplotlib's bundled fonts, 10 epochs without DP, free in privacy), then DP-SGD at lr 0.005",
-            "accuracy": f"test accuracy, mean over training seeds {list(SEEDS)} (Opacus plain: "
-            f"{list(SEEDS_PLAIN)}); seconds of seed 0",
+            "accuracy": f"test accuracy, mean over training seeds {list(SEEDS)}; train seconds, median over them",
             "audit": "dp-audit (LiRA online, fixed variance, 16 shadows with the non-private recipe, all 1,797 "
             "points as the attacker's pool), Clopper-Pearson 95%, on the seed-0 models",
             "torch_threads": 1,
@@ -185,12 +198,13 @@ def main() -> None:
         secs[seed] = time.perf_counter() - t0
         accs.append(accuracy(net, xt, yt))
         models[seed] = net
-    base_seconds = secs[0]
+    base_seconds = statistics.median(secs.values())
     rows: dict[str, Any] = {
         "non_private": {
             "test_accuracy": sum(accs) / len(accs),
             "test_accuracy_per_seed": accs,
             "train_seconds": base_seconds,
+            "train_seconds_per_seed": list(secs.values()),
             **audit(models[0], data),
         }
     }
@@ -200,11 +214,10 @@ def main() -> None:
         key = f"eps_{eps:g}"
         rows[key] = {}
         for name, extra in METHODS.items():
-            accs, spent, first, sigma, seconds = [], 0.0, None, 0.0, 0.0
-            seeds = SEEDS_PLAIN if extra is None else SEEDS
-            for seed in seeds:
+            accs, times, spent, first, sigma = [], [], 0.0, None, 0.0
+            for seed in SEEDS:
                 if extra is None:
-                    net, s, e, sg = opacus_plain(x, y, eps, seed)
+                    net, s, e, sg = opacus_plain(x, y, eps, seed, lr=OPACUS_TUNED_LR[eps] if "tuned" in name else 1e-3)
                 else:
                     d = DPSGD(epsilon=eps, **extra).apply(reference_mlp(seed), data, seed=seed)
                     net, s, e, sg = (
@@ -214,17 +227,20 @@ def main() -> None:
                         d.info["noise_multiplier"],
                     )
                 accs.append(accuracy(net, xt, yt))
-                if seed == seeds[0]:
-                    first, seconds, spent, sigma = net, s, e, sg
+                times.append(s)
+                if seed == SEEDS[0]:
+                    first, spent, sigma = net, e, sg
+            seconds = statistics.median(times)
             row = {
                 "test_accuracy": sum(accs) / len(accs),
                 "test_accuracy_per_seed": accs,
                 "accountant_epsilon": spent,
                 "noise_multiplier": sigma,
                 "train_seconds": seconds,
+                "train_seconds_per_seed": times,
                 "train_seconds_ratio_vs_non_private": seconds / base_seconds,
             }
-            if name == "opacus_plain":  # the plain model carries no guarantee attribute: give the audit its epsilon
+            if extra is None:  # an Opacus model carries no guarantee attribute: give the audit its epsilon
                 first.dp_guarantee = {"epsilon": spent, "delta": DELTA, "accountant": "rdp"}  # type: ignore[union-attr]
             row |= audit(first, data)
             rows[key][name] = row
@@ -233,6 +249,10 @@ def main() -> None:
         plain, ours = rows[key]["opacus_plain"], rows[key]["aisec"]
         rows[key]["aisec_minus_opacus_accuracy"] = ours["test_accuracy"] - plain["test_accuracy"]
         for name in METHODS:
+            if name != "opacus_tuned":
+                rows[key][f"{name}_minus_opacus_tuned_accuracy"] = (
+                    rows[key][name]["test_accuracy"] - rows[key]["opacus_tuned"]["test_accuracy"]
+                )
             if name not in ("opacus_plain", "aisec"):
                 rows[key][f"{name}_minus_opacus_accuracy"] = rows[key][name]["test_accuracy"] - plain["test_accuracy"]
             if name != "opacus_plain":
@@ -245,6 +265,12 @@ def main() -> None:
     out["goals"] = {
         "aisec_defaults_beat_opacus_plain_at_every_epsilon": all(
             rows[f"eps_{e:g}"]["aisec_minus_opacus_accuracy"] > 0 for e in EPSILONS
+        ),
+        "aisec_defaults_beat_opacus_tuned_at_every_epsilon": all(
+            rows[f"eps_{e:g}"]["aisec_minus_opacus_tuned_accuracy"] > 0 for e in EPSILONS
+        ),
+        "aisec_public_beats_opacus_tuned_at_every_epsilon": all(
+            rows[f"eps_{e:g}"]["aisec_public_minus_opacus_tuned_accuracy"] > 0 for e in EPSILONS
         ),
         "aisec_defaults_at_least_0.94_at_eps_3": eps3["aisec"]["test_accuracy"] >= 0.94,
         "aisec_defaults_beat_previous_defaults_at_every_epsilon": all(
@@ -260,7 +286,7 @@ def main() -> None:
         "aisec_tanh_at_least_0.94_at_eps_3": eps3["aisec_tanh"]["test_accuracy"] >= 0.94,
         "aisec_public_at_least_0.94_at_eps_3": eps3["aisec_public"]["test_accuracy"] >= 0.94,
         "best_aisec_setting_at_eps_3": max(
-            (n for n in METHODS if n != "opacus_plain"), key=lambda n: eps3[n]["test_accuracy"]
+            (n for n in METHODS if not n.startswith("opacus")), key=lambda n: eps3[n]["test_accuracy"]
         ),
         "empirical_bound_below_accountant_everywhere": all(
             rows[f"eps_{e:g}"][n]["empirical_epsilon_lower_bound"] <= rows[f"eps_{e:g}"][n]["accountant_epsilon"]
@@ -512,5 +538,39 @@ def variants() -> None:
         print(f"| {row} | {shown} | {min(secs):.1f}-{max(secs):.1f} | {over:.4f} |", flush=True)
 
 
+def tune_opacus() -> None:
+    """Opacus's recipe over ``OPACUS_GRID`` at every epsilon, seeds ``SEEDS``; sets ``dp_opacus_lr_grid`` in the
+    results (about 6 min on one thread). ``OPACUS_TUNED_LR`` holds the best lr per epsilon it found."""
+    torch.set_num_threads(1)
+    data = load_digits(test_size=0.5, seed=0)
+    x, y = data.x_train.reshape(len(data.y_train), -1), data.y_train
+    grid: dict[str, Any] = {}
+    for eps in EPSILONS:
+        for lr in OPACUS_GRID:
+            accs = [accuracy(opacus_plain(x, y, eps, seed, lr=lr)[0], data.x_test, data.y_test) for seed in SEEDS]
+            grid.setdefault(f"eps_{eps:g}", {})[f"lr_{lr:g}"] = {
+                "test_accuracy": sum(accs) / len(accs),
+                "per_seed": accs,
+            }
+            print(f"eps {eps:g} lr {lr:g}: {sum(accs) / len(accs):.4f}", flush=True)
+        best = max(OPACUS_GRID, key=lambda lr: grid[f"eps_{eps:g}"][f"lr_{lr:g}"]["test_accuracy"])
+        grid[f"eps_{eps:g}"]["best_lr"] = best
+        if best != OPACUS_TUNED_LR[eps]:
+            print(f"eps {eps:g}: best lr {best:g} differs from OPACUS_TUNED_LR's {OPACUS_TUNED_LR[eps]:g}", flush=True)
+    current = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.is_file() else {}
+    current["dp_opacus_lr_grid"] = {
+        "command": "benchmarks/.venv/bin/python benchmarks/privacy/dp.py --tune-opacus",
+        "recipe": "Opacus make_private_with_epsilon, RDP, hooks, Adam (lr below), expected batch 256, 50 epochs, clip 1",
+        "seeds": list(SEEDS),
+        "results": grid,
+    }
+    write_text_atomic(RESULTS, json.dumps(current, indent=2) + "\n")
+
+
 if __name__ == "__main__":
-    variants() if "--variants" in sys.argv[1:] else main()
+    if "--variants" in sys.argv[1:]:
+        variants()
+    elif "--tune-opacus" in sys.argv[1:]:
+        tune_opacus()
+    else:
+        main()
