@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
 from aisec.data import Dataset, load_font_digits
-from aisec.data.font_digits import FONTS, STROKES, glyphs
+from aisec.data.font_digits import FONTS, STROKES, cache_path, drawn, glyphs, render
 from aisec.errors import InputValidationError
 
 
@@ -44,3 +47,25 @@ def test_bad_sizes_are_input_errors() -> None:
         load_font_digits(n=5)
     with pytest.raises(InputValidationError, match="test_size"):
         load_font_digits(n=100, test_size=1.0)
+
+
+def test_the_drawn_set_is_cached_exactly_and_a_damaged_entry_is_drawn_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("AISEC_CACHE", str(tmp_path))
+    fresh = render(300, torch.Generator().manual_seed(5))
+    first = load_font_digits(n=300, test_size=0.1, seed=5)
+    path = cache_path(300, 5)
+    assert path.is_file() and torch.load(path, weights_only=True)["ink"].dtype == torch.uint8
+    assert torch.equal(torch.cat([first.x_train, first.x_test]), fresh[0])  # drawn as render draws it
+
+    path.write_bytes(b"\x00" * 64)  # a torn entry is not loaded: it is drawn again and replaced
+    with caplog.at_level(logging.WARNING, logger="aisec.core.files"):
+        again = drawn(300, 5)
+    assert any("font digits" in r.getMessage() for r in caplog.records)
+    assert torch.equal(again[0], fresh[0]) and torch.equal(again[1], fresh[1])
+
+    torch.save({"ink": torch.zeros(300, 1, 8, 8, dtype=torch.uint8).fill_(200), "y": fresh[1].byte()}, path)
+    assert torch.equal(drawn(300, 5)[0], fresh[0])  # counts above 16 are not ink counts: drawn again
+    cached = drawn(300, 5)  # now served from the replaced entry
+    assert torch.equal(cached[0], fresh[0]) and torch.equal(cached[1], fresh[1])
