@@ -50,6 +50,15 @@ def test_dp_sgd_with_public_pretraining_reports_its_guarantee_and_the_audit_besi
     assert audit["attack"] == "dp-audit" and audit["metrics"]["accountant_epsilon"] == info["epsilon"]
     assert audit["metrics"]["epsilon_lower_bound"] <= info["epsilon"]  # the audit's lower bound beside the upper bound
 
+    # from a random start the CLI says that a public set fits, and uses none unasked
+    plain = run_aisec(
+        [*args[:6], "--param", "epochs=2", "--out", tmp_path / "plain"], cwd=tmp_path, env=env, timeout=280
+    )
+    assert plain.returncode == 0, plain.stderr
+    info = json.loads((tmp_path / "plain" / "defended" / "harden.json").read_text(encoding="utf-8"))["defense_info"]
+    assert info["public"] is None and "public=font_digits" in info["hints"][0]
+    assert "hint: public pretraining on font_digits fits these data" in plain.stdout
+
     bad = run_aisec([*args[:6], "--param", "public=mnist"], cwd=tmp_path, env=env)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "dp-sgd.public: 'mnist' is not a public set; allowed: font_digits" in bad.stderr + bad.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from torch import nn
 
 from aisec.data import Dataset, load_font_digits
 from aisec.defenses.training.dp import DPSGD, DPSGDConfig, dp_sgd
-from aisec.defenses.training.dp_public import pretrain
+from aisec.defenses.training.dp_public import PUBLIC_SETS, fitting, load_public, pretrain
 from aisec.errors import ConfigError, InputValidationError
 
 
@@ -102,3 +103,26 @@ def test_public_settings_are_checked_and_lr_follows_the_start(digits: Dataset) -
     assert given.info["lr"] == 0.005  # weights the user brings are fine-tuned with the small step
     chosen = dp_sgd(_mlp(), digits, DPSGDConfig(epsilon=8.0, epochs=1, lr=0.03, accountant="rdp"))
     assert chosen.info["lr"] == 0.03
+
+
+def test_every_registered_public_set_is_what_it_declares(digits: Dataset) -> None:
+    for name, entry in PUBLIC_SETS.items():
+        loaded = load_public(name)
+        assert (loaded.input_shape, loaded.class_names) == (entry.input_shape, entry.class_names), name
+    assert fitting(digits) == ["font_digits"]
+
+
+def test_a_fitting_public_set_is_hinted_never_used_unasked(digits: Dataset, cancer: Dataset) -> None:
+    cfg = DPSGDConfig(epsilon=8.0, epochs=1, accountant="rdp")
+    scratch = dp_sgd(_mlp(), digits, cfg)
+    assert scratch.info["public"] is None  # the user decides whether to use public data
+    (hint,) = scratch.info["hints"]
+    assert "public=font_digits" in hint and "costs no privacy" in hint
+    fonts = load_font_digits(n=500, seed=1)
+    used = dp_sgd(_mlp(), digits, dataclasses.replace(cfg, public_epochs=1), public=fonts)
+    assert "hints" not in used.info  # already pretrained
+    given = dp_sgd(_mlp(), digits, dataclasses.replace(cfg, reinit=False))
+    assert "hints" not in given.info  # the user brings the start
+    torch.manual_seed(0)
+    tabular = nn.Sequential(nn.Linear(30, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 2))
+    assert "hints" not in dp_sgd(tabular, cancer, cfg).info  # nothing registered fits 30 features

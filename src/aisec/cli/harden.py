@@ -116,7 +116,10 @@ def harden_command(
         soft_wrap=True,
     )
     if result.defense_info:
-        console.print(f"{defense} reports: " + ", ".join(_flat(result.defense_info)), soft_wrap=True)
+        info = {k: v for k, v in result.defense_info.items() if k != "hints"}
+        console.print(f"{defense} reports: " + ", ".join(_flat(info)), soft_wrap=True)
+        for hint in result.defense_info.get("hints", []):
+            console.print(f"hint: {hint}", soft_wrap=True, markup=False)
     for flag in result.flags:
         console.print(f"[yellow]warning:[/yellow] {flag}", soft_wrap=True)
     console.print(f"baseline: {result.run_dir}\ndefended: {result.defended_dir}\nsummary:  {result.defended_dir / HARDEN_FILE}",

@@ -198,6 +198,11 @@ def dp_sgd(
         "augment_k": cfg.augment_k,
         "center": center,
     }
+    if pretrained is None and cfg.reinit and (fits := dp_public.fitting(data)):
+        info["hints"] = [  # what to do next: the user decides whether to use public data
+            f"public pretraining on {fits[0]} fits these data and costs no privacy: set public={fits[0]} "
+            "(on digits at epsilon 3 it raised test accuracy from 0.914 to 0.949; docs/privacy.md)"
+        ]
     log.info("dp-sgd: epsilon %.3f (target %.3f, delta %g), sigma %.3f, %d steps in %.1f s",
              spent, cfg.epsilon, cfg.delta, sigma, step, seconds)  # fmt: skip
     return DPResult(out, spent, cfg.delta, sigma, step, seconds, info)

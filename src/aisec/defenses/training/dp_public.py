@@ -19,6 +19,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
@@ -32,7 +33,23 @@ from aisec.errors import InputValidationError
 
 log = logging.getLogger(__name__)
 
-PUBLIC_SETS: dict[str, Callable[[], Dataset]] = {"font_digits": load_font_digits}
+
+@dataclass(frozen=True, slots=True)
+class PublicSet:
+    """A public pretraining set a config can name, with what it fits, declared so nothing is drawn to check it."""
+
+    load: Callable[[], Dataset]
+    input_shape: tuple[int, ...]
+    class_names: tuple[str, ...]
+
+    def fits(self, data: Dataset) -> bool:
+        """Whether ``data`` has this set's input shape and classes (what :func:`check_fits` requires)."""
+        return data.input_shape == self.input_shape and data.class_names == self.class_names
+
+
+PUBLIC_SETS: dict[str, PublicSet] = {
+    "font_digits": PublicSet(load_font_digits, (1, 8, 8), tuple(str(c) for c in range(10))),
+}
 """Public pretraining sets a config can name; :func:`aisec.defenses.training.dp.dp_sgd` also takes a Dataset."""
 RECIPE = {"version": 1, "optimizer": "adam", "lr": 1e-3, "batch_size": 256}
 
@@ -40,7 +57,12 @@ RECIPE = {"version": 1, "optimizer": "adam", "lr": 1e-3, "batch_size": 256}
 @lru_cache(maxsize=2)
 def load_public(name: str) -> Dataset:
     """The registered public set ``name`` (drawn once per process: every epsilon and seed pretrains on it)."""
-    return PUBLIC_SETS[name]()
+    return PUBLIC_SETS[name].load()
+
+
+def fitting(data: Dataset) -> list[str]:
+    """Names of the registered public sets that fit ``data`` (from their declarations: nothing is drawn)."""
+    return [name for name, entry in PUBLIC_SETS.items() if entry.fits(data)]
 
 
 def check_fits(public: Dataset, data: Dataset) -> None:
