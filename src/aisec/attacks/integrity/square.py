@@ -3,56 +3,20 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
-from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
+from aisec.attacks.base import Attack, AttackContext, AttackResult
 from aisec.attacks.integrity.common import evasion_inputs
+from aisec.attacks.integrity.square_config import SquareConfig
 from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.data.dataset import Dataset
-from aisec.errors import BudgetExceededError, ConfigError
+from aisec.errors import BudgetExceededError
 from aisec.registry import register_attack
 from aisec.targets.base import TargetView
 
 #: Fewest queries per input that still leave room for a search (one clean query, the start, a few steps).
 MIN_QUERIES_PER_INPUT = 10
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class SquareConfig:
-    """Parameters of :class:`Square`.
-
-    Attributes
-    ----------
-    eps:
-        Radius of the perturbation ball in the chosen norm, in input units.
-    norm:
-        ``"linf"`` or ``"l2"``.
-    queries_per_input:
-        Queries each input may use, its clean query included; a limited threat-model budget is
-        split evenly over the inputs and lowers this when it does not suffice.
-    p_init:
-        Initial fraction of the input a square covers; halved on the paper's schedule.
-    n_samples:
-        Test inputs to attack; ``None`` attacks the whole test split.
-    """
-
-    eps: float = 0.1
-    norm: Literal["linf", "l2"] = "linf"
-    queries_per_input: int = 1000
-    p_init: float = 0.05
-    n_samples: int | None = 100
-
-    def __post_init__(self) -> None:
-        check_config(self, "square", non_negative=("eps",), integer=("queries_per_input",))
-        if self.norm not in ("linf", "l2"):
-            raise ConfigError(f"square.norm: {self.norm!r} is not allowed; allowed: linf, l2")
-        if self.queries_per_input < 2:
-            raise ConfigError(f"square.queries_per_input: expected an integer >= 2, got {self.queries_per_input!r}")
-        check_config(self, "square", unit=("p_init",), positive=("p_init",))
-        check_config(self, "square", counts=("n_samples",))
 
 
 def margin_loss(probs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
