@@ -9,7 +9,7 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from aisec.data import Dataset, load_font_digits
+from aisec.data import Dataset, font_digits, load_font_digits
 from aisec.data.font_digits import FONTS, STROKES, cache_path, drawn, glyphs, render
 from aisec.errors import InputValidationError
 
@@ -67,5 +67,12 @@ def test_the_drawn_set_is_cached_exactly_and_a_damaged_entry_is_drawn_again(
 
     torch.save({"ink": torch.zeros(300, 1, 8, 8, dtype=torch.uint8).fill_(200), "y": fresh[1].byte()}, path)
     assert torch.equal(drawn(300, 5)[0], fresh[0])  # counts above 16 are not ink counts: drawn again
-    cached = drawn(300, 5)  # now served from the replaced entry
+    monkeypatch.setattr(font_digits, "render", _no_drawing)  # from here on only the cache can serve
+    cached = drawn(300, 5)
     assert torch.equal(cached[0], fresh[0]) and torch.equal(cached[1], fresh[1])
+    with pytest.raises(AssertionError, match="drew"):
+        drawn(301, 5)  # another size: another key, drawn anew
+
+
+def _no_drawing(*args: object, **kwargs: object) -> tuple[torch.Tensor, torch.Tensor]:
+    raise AssertionError("drew digits where the cache should have served them")
