@@ -149,8 +149,9 @@ def dp_sgd(
     x, y = data.x_train.float().cpu(), data.y_train.long().cpu()
     n = len(y)
     centring, center = dp_center.plan(net, x, data.clip, cfg.center, cfg.center_noise, cfg.seed)
-    prior = [centring.mechanism] if centring is not None else []
+    prior: list[fx.Mechanism] = []
     if centring is not None:
+        prior = [centring.mechanism]
         x = x - centring.offset
         if learned:  # keep the learned weights' function: b <- b + W m
             dp_center.fold(net.get_submodule(centring.layer), -centring.offset)
