@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -50,10 +51,35 @@ def test_dp_sgd_with_public_pretraining_reports_its_guarantee_and_the_audit_besi
     assert audit["attack"] == "dp-audit" and audit["metrics"]["accountant_epsilon"] == info["epsilon"]
     assert audit["metrics"]["epsilon_lower_bound"] <= info["epsilon"]  # the audit's lower bound beside the upper bound
 
-    # from a random start the CLI says that a public set fits, and uses none unasked
-    plain = run_aisec(
-        [*args[:6], "--param", "epochs=2", "--out", tmp_path / "plain"], cwd=tmp_path, env=env, timeout=280
+    # the defaults ("auto") pretrain on font digits for scikit-learn's digits, and reuse the cached pretraining
+    auto = run_aisec(
+        [*args[:6], "--param", "epochs=2", "--param", "public_epochs=1", "--out", tmp_path / "auto"],
+        cwd=tmp_path, env=env, timeout=280,
+    )  # fmt: skip
+    assert auto.returncode == 0, auto.stderr
+    info = json.loads((tmp_path / "auto" / "defended" / "harden.json").read_text(encoding="utf-8"))["defense_info"]
+    assert info["public"]["data"] == "font_digits" and info["public"]["chosen"] == "auto"
+    assert info["public"]["cache_hit"] is True and "hints" not in info
+    assert "public.chosen=auto" in auto.stdout
+
+    # the same images from an .npz declare no domain: nothing is used unasked, and the CLI says what fits
+    digits = load_digits(seed=0)
+    arrays = {k: getattr(digits, k).numpy() for k in ("x_train", "y_train", "x_test", "y_test")}
+    np.savez(tmp_path / "digits.npz", **arrays)
+    npz_spec = write_spec(
+        tmp_path / "npz.yaml",
+        {
+            "name": "cli-dp-npz",
+            "target": {"kind": "torch", "path": str(tmp_path / "mlp.pt"), "trust": True},
+            "data": {"kind": "npz", "path": str(tmp_path / "digits.npz")},
+            "threat_model": {"knowledge": "grey-box", "needs": {"privacy": "high"}},
+            "attacks": [{"name": "dp-audit", "shadows": 4}],
+        },
     )
+    plain = run_aisec(
+        ["harden", npz_spec, *args[2:6], "--param", "epochs=2", "--out", tmp_path / "plain"],
+        cwd=tmp_path, env=env, timeout=280,
+    )  # fmt: skip
     assert plain.returncode == 0, plain.stderr
     info = json.loads((tmp_path / "plain" / "defended" / "harden.json").read_text(encoding="utf-8"))["defense_info"]
     assert info["public"] is None and "public=font_digits" in info["hints"][0]
@@ -61,4 +87,4 @@ def test_dp_sgd_with_public_pretraining_reports_its_guarantee_and_the_audit_besi
 
     bad = run_aisec([*args[:6], "--param", "public=mnist"], cwd=tmp_path, env=env)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
-    assert "dp-sgd.public: 'mnist' is not a public set; allowed: font_digits" in bad.stderr + bad.stdout
+    assert "dp-sgd.public: 'mnist' is not a public set; allowed: auto, font_digits or null" in bad.stderr + bad.stdout

@@ -26,12 +26,12 @@ def _mlp(seed: int = 0) -> nn.Module:
 @pytest.fixture(scope="module")
 def trained(digits: Dataset) -> dict[float, object]:
     """The same MLP trained with DP-SGD at epsilon 0.5 and 8 (10 epochs each, about 1 s)."""
-    return {eps: dp_sgd(_mlp(), digits, DPSGDConfig(epsilon=eps, epochs=10)) for eps in (0.5, 8.0)}
+    return {eps: dp_sgd(_mlp(), digits, DPSGDConfig(public=None, epsilon=eps, epochs=10)) for eps in (0.5, 8.0)}
 
 
 @pytest.mark.parametrize("accountant", ["rdp", "prv"])
 def test_the_accountants_epsilon_is_at_most_the_target_and_close_to_it(digits: Dataset, accountant: str) -> None:
-    res = dp_sgd(_mlp(), digits, DPSGDConfig(epsilon=2.0, epochs=2, accountant=accountant))
+    res = dp_sgd(_mlp(), digits, DPSGDConfig(public=None, epsilon=2.0, epochs=2, accountant=accountant))
     assert 1.8 <= res.epsilon <= 2.0
     assert res.info["epsilon"] == res.epsilon and res.info["accountant"] == accountant
     assert res.noise_multiplier > 0.5 and res.steps > 0 and res.seconds > 0
@@ -47,7 +47,7 @@ def test_a_dp_model_learns_and_more_budget_buys_accuracy(digits: Dataset, traine
 def test_the_model_given_is_unchanged_and_the_result_carries_its_guarantee(digits: Dataset, trained: dict) -> None:
     net = _mlp()
     before = [p.detach().clone() for p in net.parameters()]
-    res = DPSGD(epsilon=8.0, epochs=1).apply(net, digits)
+    res = DPSGD(epsilon=8.0, epochs=1, public=None).apply(net, digits)
     assert all(torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))
     out = res.model
     assert type(out) is nn.Sequential and not out.training  # the user's architecture, Opacus's wrapper gone
@@ -59,7 +59,7 @@ def test_the_model_given_is_unchanged_and_the_result_carries_its_guarantee(digit
 
 
 def test_tanh_is_an_option_that_swaps_relus(digits: Dataset) -> None:
-    res = dp_sgd(_mlp(), digits, DPSGDConfig(epsilon=8.0, epochs=1, activation="tanh"))
+    res = dp_sgd(_mlp(), digits, DPSGDConfig(public=None, epsilon=8.0, epochs=1, activation="tanh"))
     kinds = [type(m) for m in res.model.modules()]
     assert nn.Tanh in kinds and nn.ReLU not in kinds
 
@@ -90,19 +90,20 @@ def test_freeze_none_trains_everything_and_two_layer_models_freeze_nothing(digit
     res = dp_sgd(net, digits, DPSGDConfig(epsilon=8.0, epochs=1, reinit=False, freeze="none", accountant="rdp"))
     assert res.info["frozen"] == [] and res.info["trained_parameters"] == sum(p.numel() for p in net.parameters())
     assert not torch.equal(res.model[3].weight, net[3].weight)
-    small = dp_sgd(_mlp(), digits, DPSGDConfig(epsilon=8.0, epochs=1, accountant="rdp"))
+    small = dp_sgd(_mlp(), digits, DPSGDConfig(public=None, epsilon=8.0, epochs=1, accountant="rdp"))
     assert small.info["frozen"] == [] and small.info["trained_parameters"] == 64 * 64 + 64 + 64 * 10 + 10
 
 
 def test_a_frozen_random_layer_still_learns(digits: Dataset) -> None:
     # measured (seeds 0-2, 64-32-48-10, epsilon 8, 10 epochs): 0.89-0.91 frozen, 0.90-0.94 with freeze="none"
-    res = dp_sgd(_mlp3(), digits, DPSGDConfig(epsilon=8.0, epochs=10))
+    res = dp_sgd(_mlp3(), digits, DPSGDConfig(public=None, epsilon=8.0, epochs=10))
     assert res.info["frozen"] == ["3"] and accuracy(res.model, digits.x_test, digits.y_test) >= 0.85
 
 
 def test_an_unreachable_budget_and_bad_config_are_config_errors(digits: Dataset) -> None:
     with pytest.raises(ConfigError, match="cannot be reached"):
-        dp_sgd(_mlp(), digits, DPSGDConfig(epsilon=0.01, epochs=50, accountant="rdp"))  # PRV finds a (huge) sigma
+        # RDP: PRV finds a (huge) sigma
+        dp_sgd(_mlp(), digits, DPSGDConfig(public=None, epsilon=0.01, epochs=50, accountant="rdp"))
     bad_configs = ({"epsilon": 0}, {"delta": 1.0}, {"ema": 1.0}, {"accountant": "gdp"}, {"epochs": 1.5})
     bad_configs += ({"freeze": "all"},)
     for bad in bad_configs:
@@ -113,7 +114,7 @@ def test_an_unreachable_budget_and_bad_config_are_config_errors(digits: Dataset)
 def test_batch_norm_is_refused_naming_the_problem(digits: Dataset) -> None:
     net = nn.Sequential(nn.Flatten(), nn.Linear(64, 8), nn.BatchNorm1d(8), nn.Linear(8, 10))
     with pytest.raises(InputValidationError, match="BatchNorm"):
-        dp_sgd(net, digits, DPSGDConfig(epochs=1))
+        dp_sgd(net, digits, DPSGDConfig(epochs=1))  # refused before any public data is loaded
 
 
 def test_without_opacus_the_error_names_the_extra(digits: Dataset, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -196,7 +197,7 @@ def test_augmentation_multiplicity_keeps_one_clipped_contribution_per_example(di
 @pytest.mark.parametrize("accountant", ["rdp", "prv"])
 def test_the_aisec_engine_spends_at_most_the_target_by_the_opacus_accountant(digits: Dataset, accountant: str) -> None:
     seen: list[tuple[int, int]] = []
-    cfg = DPSGDConfig(epsilon=2.0, epochs=2, accountant=accountant, engine="aisec")
+    cfg = DPSGDConfig(public=None, epsilon=2.0, epochs=2, accountant=accountant, engine="aisec")
     res = dp_sgd(_mlp(), digits, cfg, progress=lambda done, total: seen.append((done, total)))
     assert 1.8 <= res.epsilon <= 2.0 and res.info["engine"] == "aisec" and seen[-1] == (2, 2)
     assert res.noise_multiplier > 0.5 and res.steps == round(2 / (128 / len(digits.y_train)))
@@ -204,7 +205,7 @@ def test_the_aisec_engine_spends_at_most_the_target_by_the_opacus_accountant(dig
 
 def test_the_aisec_engine_learns_with_augmentation_multiplicity(digits: Dataset) -> None:
     # measured (seeds 0-2): 0.90-0.93 (Opacus engine without augmentation: 0.92-0.93)
-    cfg = DPSGDConfig(epsilon=8.0, epochs=10, engine="aisec", augment_k=2)
+    cfg = DPSGDConfig(public=None, epsilon=8.0, epochs=10, engine="aisec", augment_k=2)
     res = dp_sgd(_mlp(), digits, cfg)
     assert accuracy(res.model, digits.x_test, digits.y_test) >= 0.85
     assert res.epsilon <= 8.0 and res.info["augment_k"] == 2 and type(res.model) is nn.Sequential

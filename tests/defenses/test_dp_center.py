@@ -68,21 +68,21 @@ def test_the_composed_noise_spends_the_budget_with_the_mean_charged(accountant: 
 
 @pytest.mark.parametrize("engine", ["opacus", "aisec"])
 def test_dp_sgd_centres_by_default_and_charges_the_mean(digits: Dataset, engine: str) -> None:
-    res = dp_sgd(_mlp(), digits, DPSGDConfig(epsilon=2.0, epochs=2, engine=engine))
+    res = dp_sgd(_mlp(), digits, DPSGDConfig(public=None, epsilon=2.0, epochs=2, engine=engine))
     assert res.info["center"].startswith("dp-mean")
     assert 1.8 <= res.epsilon <= 2.0
     n = len(digits.y_train)
     rate = 1 / -(-n // 128) if engine == "opacus" else 128 / n
     alone = epsilon_of([(res.noise_multiplier, rate, res.steps)], 1e-5, "prv")
     assert alone < res.epsilon  # the steps alone spend less: the rest is the mean's
-    none = dp_sgd(_mlp(), digits, DPSGDConfig(epsilon=2.0, epochs=2, engine=engine, center="none"))
+    none = dp_sgd(_mlp(), digits, DPSGDConfig(public=None, epsilon=2.0, epochs=2, engine=engine, center="none"))
     assert none.info["center"] == "none" and none.noise_multiplier < res.noise_multiplier
     assert type(res.model) is nn.Sequential and res.model[1].bias.shape == (64,)  # folded: same architecture
 
 
 def test_centring_is_skipped_with_a_reason_where_it_cannot_apply(digits: Dataset, cancer: Dataset) -> None:
     conv = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(144, 10))
-    res = dp_sgd(conv, digits, DPSGDConfig(epsilon=8.0, epochs=1))
+    res = dp_sgd(conv, digits, DPSGDConfig(public=None, epsilon=8.0, epochs=1))
     assert res.info["center"].startswith("none: the first layer")
     tab = nn.Sequential(nn.Linear(30, 16), nn.ReLU(), nn.Linear(16, 2))
     assert cancer.clip is None

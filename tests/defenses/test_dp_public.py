@@ -12,7 +12,7 @@ from torch import nn
 
 from aisec.data import Dataset, load_font_digits
 from aisec.defenses.training.dp import DPSGD, DPSGDConfig, dp_sgd
-from aisec.defenses.training.dp_public import PUBLIC_SETS, fitting, load_public, pretrain
+from aisec.defenses.training.dp_public import PUBLIC_SETS, auto, fitting, load_public, pretrain
 from aisec.errors import ConfigError, InputValidationError
 
 
@@ -33,9 +33,10 @@ def test_pretraining_on_font_digits_raises_accuracy_at_no_privacy_cost(digits: D
     # a short pretraining (20,000 digits x 5 epochs) hurt: 0.821 mean over seeds 0-2
     gains = []
     for seed in (0, 1, 2):
-        scratch = DPSGD(epsilon=1.0, accountant="rdp").apply(_mlp(seed), digits, seed=seed)
-        public = DPSGD(epsilon=1.0, accountant="rdp", public="font_digits").apply(_mlp(seed), digits, seed=seed)
-        assert public.info["public"]["data"] == "font_digits" and public.info["lr"] == 0.005
+        scratch = DPSGD(epsilon=1.0, accountant="rdp", public=None).apply(_mlp(seed), digits, seed=seed)
+        public = DPSGD(epsilon=1.0, accountant="rdp").apply(_mlp(seed), digits, seed=seed)  # the default: "auto"
+        assert public.info["public"]["data"] == "font_digits" and public.info["public"]["chosen"] == "auto"
+        assert public.info["lr"] == 0.005
         assert scratch.info["public"] is None and scratch.info["lr"] == 0.02
         # public data is free: the same noise for the same budget, all of it spent on the private steps
         assert public.info["noise_multiplier"] == scratch.info["noise_multiplier"]
@@ -101,7 +102,7 @@ def test_public_settings_are_checked_and_lr_follows_the_start(digits: Dataset) -
         DPSGDConfig(lr=0.0)
     given = dp_sgd(_mlp(), digits, DPSGDConfig(epsilon=8.0, epochs=1, reinit=False, accountant="rdp"))
     assert given.info["lr"] == 0.005  # weights the user brings are fine-tuned with the small step
-    chosen = dp_sgd(_mlp(), digits, DPSGDConfig(epsilon=8.0, epochs=1, lr=0.03, accountant="rdp"))
+    chosen = dp_sgd(_mlp(), digits, DPSGDConfig(epsilon=8.0, epochs=1, lr=0.03, accountant="rdp", public=None))
     assert chosen.info["lr"] == 0.03
 
 
@@ -109,20 +110,36 @@ def test_every_registered_public_set_is_what_it_declares(digits: Dataset) -> Non
     for name, entry in PUBLIC_SETS.items():
         loaded = load_public(name)
         assert (loaded.input_shape, loaded.class_names) == (entry.input_shape, entry.class_names), name
-    assert fitting(digits) == ["font_digits"]
+        assert loaded.meta["domain"] == entry.domain, name
+    assert fitting(digits) == ["font_digits"] and auto(digits) == "font_digits"
 
 
-def test_a_fitting_public_set_is_hinted_never_used_unasked(digits: Dataset, cancer: Dataset) -> None:
-    cfg = DPSGDConfig(epsilon=8.0, epochs=1, accountant="rdp")
-    scratch = dp_sgd(_mlp(), digits, cfg)
-    assert scratch.info["public"] is None  # the user decides whether to use public data
+def test_auto_pretrains_only_on_data_of_the_declared_domain_and_hints_elsewhere(
+    digits: Dataset, cancer: Dataset
+) -> None:
+    cfg = DPSGDConfig(epsilon=8.0, epochs=1, accountant="rdp", public_epochs=1)
+    assert DPSGDConfig().public == "auto"
+    used = dp_sgd(_mlp(), digits, cfg)  # scikit-learn's digits declare the domain font digits stand in for
+    assert used.info["public"]["data"] == "font_digits" and used.info["public"]["chosen"] == "auto"
+    assert "hints" not in used.info and used.info["lr"] == 0.005
+    # the same images without the declaration (an .npz of 10-class 8x8 images): shape and classes fit, the
+    # domain is not known, so nothing is used unasked; a hint names the set
+    unknown = dataclasses.replace(digits, name="images", meta={})
+    assert fitting(unknown) == ["font_digits"] and auto(unknown) is None
+    scratch = dp_sgd(_mlp(), unknown, cfg)
+    assert scratch.info["public"] is None and scratch.info["lr"] == 0.02
     (hint,) = scratch.info["hints"]
-    assert "public=font_digits" in hint and "costs no privacy" in hint
-    fonts = load_font_digits(n=500, seed=1)
-    used = dp_sgd(_mlp(), digits, dataclasses.replace(cfg, public_epochs=1), public=fonts)
-    assert "hints" not in used.info  # already pretrained
+    assert "set public=font_digits" in hint and "costs no privacy" in hint
+    named = dp_sgd(_mlp(), unknown, dataclasses.replace(cfg, public="font_digits"))
+    assert named.info["public"]["chosen"] == "named" and "hints" not in named.info
+    off = dp_sgd(_mlp(), digits, dataclasses.replace(cfg, public=None))
+    assert off.info["public"] is None and "hints" not in off.info  # the user said no public data
     given = dp_sgd(_mlp(), digits, dataclasses.replace(cfg, reinit=False))
-    assert "hints" not in given.info  # the user brings the start
+    assert given.info["public"] is None and "hints" not in given.info  # the user brings the start
+    fonts = load_font_digits(n=500, seed=1)
+    passed = dp_sgd(_mlp(), unknown, cfg, public=fonts)
+    assert passed.info["public"]["chosen"] == "argument" and passed.info["public"]["data"] == "font_digits"
     torch.manual_seed(0)
     tabular = nn.Sequential(nn.Linear(30, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 2))
-    assert "hints" not in dp_sgd(tabular, cancer, cfg).info  # nothing registered fits 30 features
+    tab = dp_sgd(tabular, cancer, cfg).info
+    assert tab["public"] is None and "hints" not in tab  # nothing registered fits 30 features

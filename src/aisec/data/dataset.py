@@ -14,6 +14,10 @@ from aisec.errors import InputValidationError
 
 Features = torch.Tensor | list[str]
 
+DIGITS_8X8 = "digits-8x8"
+"""``meta["domain"]`` of digits drawn as 8x8 ink images in [0, 1] (scikit-learn's digits, the font digits): a
+public set declares the domain it stands in for (:mod:`aisec.defenses.training.dp_public`)."""
+
 
 def _take(x: Features, idx: np.ndarray) -> Features:
     if isinstance(x, torch.Tensor):

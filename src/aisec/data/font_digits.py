@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from aisec.core.files import atomic_path, cache_root, load_cached
 from aisec.core.goals import Modality
-from aisec.data.dataset import Dataset
+from aisec.data.dataset import DIGITS_8X8, Dataset
 from aisec.errors import InputValidationError
 
 FONTS = (
@@ -195,5 +195,10 @@ def load_font_digits(*, n: int = 60000, test_size: float = 0.1, seed: int = 0) -
         y_test=y[cut:],
         class_names=tuple(str(c) for c in range(10)),
         clip=(0.0, 1.0),
-        meta={"source": "digits rendered from matplotlib's bundled fonts", "fonts": len(FONTS), "seed": seed},
+        meta={
+            "source": "digits rendered from matplotlib's bundled fonts",
+            "fonts": len(FONTS),
+            "seed": seed,
+            "domain": DIGITS_8X8,
+        },
     )

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from aisec.core.goals import Modality
-from aisec.data.dataset import Dataset, split_indices
+from aisec.data.dataset import DIGITS_8X8, Dataset, split_indices
 from aisec.errors import ConfigError, InputValidationError
 
 #: Places where the SMS Spam Collection is looked for when no path is given.
@@ -85,6 +85,7 @@ def load_digits(*, test_size: float = 0.25, seed: int = 0) -> Dataset:
         test_size=test_size,
         seed=seed,
         clip=(0.0, 1.0),
+        meta={"domain": DIGITS_8X8},
     )
 
 

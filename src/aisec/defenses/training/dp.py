@@ -102,7 +102,8 @@ def dp_sgd(
 
     The copy's layers are re-initialised first (``config.reinit``): weights the model learned
     without DP carry no guarantee, so fine-tuning them privately would not protect the data.
-    ``public`` (or ``config.public``, by name) is pretrained on without DP first: public data costs no privacy.
+    ``public`` (or ``config.public``: a name, or ``"auto"``, the set that serves the data's declared domain) is
+    pretrained on without DP first: public data costs no privacy.
     Returns the model in eval mode with frozen parameters; it carries ``dp_guarantee`` (epsilon,
     delta, accountant), which :class:`~aisec.attacks.privacy.dp_audit.DPAudit` reads.
     """
@@ -116,9 +117,6 @@ def dp_sgd(
         raise InputValidationError(
             "model", "a Python nn.Module (Opacus hooks into its layers)", "a TorchScript module; load the model class"
         )
-    public = public if public is not None else dp_public.load_public(cfg.public) if cfg.public else None
-    if public is not None:
-        dp_public.check_fits(public, data)
     net = copy.deepcopy(model).cpu()
     torch.manual_seed(cfg.seed)
     if cfg.activation == "tanh":
@@ -133,10 +131,15 @@ def dp_sgd(
         raise InputValidationError("model", "layers DP-SGD supports (no batch norm)", "; ".join(map(str, errors)))
     for p in net.parameters():
         p.requires_grad_(True)
+    chosen = "argument" if public is not None else "auto" if cfg.public == "auto" else "named"
+    named = (dp_public.auto(data) if cfg.reinit else None) if cfg.public == "auto" else cfg.public
+    public = public if public is not None else dp_public.load_public(named) if named else None
     pretrained: dict[str, Any] | None = None
     if public is not None:
+        dp_public.check_fits(public, data)
         secs, hit = dp_public.pretrain(net, public, epochs=cfg.public_epochs, seed=cfg.seed)
-        pretrained = {"data": public.name, "epochs": cfg.public_epochs, "seconds": round(secs, 3), "cache_hit": hit}
+        pretrained = {"data": public.name, "chosen": chosen, "epochs": cfg.public_epochs, "seconds": round(secs, 3),
+                      "cache_hit": hit}  # fmt: skip
     learned = not cfg.reinit or public is not None  # the start is learned weights, not a random initialisation
     lr = cfg.lr if cfg.lr is not None else LR_PRETRAINED if learned else LR_FROM_SCRATCH
     cfg = dataclasses.replace(cfg, lr=lr)
@@ -199,10 +202,11 @@ def dp_sgd(
         "augment_k": cfg.augment_k,
         "center": center,
     }
-    if pretrained is None and cfg.reinit and (fits := dp_public.fitting(data)):
-        info["hints"] = [  # what to do next: the user decides whether to use public data
-            f"public pretraining on {fits[0]} fits these data and costs no privacy: set public={fits[0]} "
-            "(on digits at epsilon 3 it raised test accuracy from 0.914 to 0.949; docs/privacy.md)"
+    if pretrained is None and cfg.reinit and cfg.public == "auto" and (fits := dp_public.fitting(data)):
+        info["hints"] = [  # shape and classes fit, the declared domain does not: the user decides
+            f"public pretraining on {fits[0]} fits these data's shape and classes and costs no privacy; if they are "
+            f"digits, set public={fits[0]} (on digits at epsilon 3 it raised test accuracy from 0.914 to 0.949; "
+            "docs/privacy.md)"
         ]
     log.info("dp-sgd: epsilon %.3f (target %.3f, delta %g), sigma %.3f, %d steps in %.1f s",
              spent, cfg.epsilon, cfg.delta, sigma, step, seconds)  # fmt: skip

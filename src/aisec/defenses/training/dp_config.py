@@ -36,7 +36,7 @@ class DPSGDConfig:
         Per-example clip norm.
     optimizer, lr, momentum:
         ``"adam"`` (lr) or ``"sgd"`` (lr, momentum) on the noisy gradient. ``lr=None`` takes 0.02 from a random
-        start and 0.005 from pretrained weights (``public`` or ``reinit=False``), which a large step would undo.
+        start and 0.005 from learned weights (public pretraining or ``reinit=False``), which a large step would undo.
     lr_schedule:
         ``"cosine"`` decays the learning rate to 0 over training; ``"constant"`` keeps it.
     ema:
@@ -60,6 +60,9 @@ class DPSGDConfig:
         ``public_epochs`` epochs, before DP-SGD fine-tunes it on the private data
         (:mod:`aisec.defenses.training.dp_public`). It costs no privacy: the pretrained weights depend on the
         public data and the seed alone. It must have the private data's input shape and classes.
+        ``"auto"`` (the default) takes the registered set that serves the domain the data's loader declares
+        (``Dataset.meta["domain"]``: scikit-learn's digits get ``"font_digits"``), and none for other data, nor
+        with ``reinit=False`` (the given weights are the start); ``None`` always starts from random weights.
         :func:`dp_sgd` also takes a :class:`~aisec.data.Dataset` as ``public``.
     grad_sample_mode:
         (``engine="opacus"``) ``"ghost"`` (ghost clipping, fast) or ``"hooks"`` (per-example gradients, any
@@ -101,7 +104,7 @@ class DPSGDConfig:
     freeze: Literal["none", "widest-hidden"] = "widest-hidden"
     activation: Literal["tanh"] | None = None
     reinit: bool = True
-    public: str | None = None
+    public: str | None = "auto"
     public_epochs: int = 10
     grad_sample_mode: Literal["ghost", "hooks"] = "ghost"
     engine: Literal["opacus", "aisec"] = "opacus"
@@ -118,9 +121,9 @@ class DPSGDConfig:
         if self.lr is not None:
             check_config(self, name, positive=("lr",))
         check_config(self, name, integer=("public_epochs",), positive=("public_epochs",))
-        if self.public is not None and self.public not in dp_public.PUBLIC_SETS:
+        if self.public not in (None, "auto", *dp_public.PUBLIC_SETS):
             shown = ", ".join(dp_public.PUBLIC_SETS)
-            raise ConfigError(f"{name}.public: {self.public!r} is not a public set; allowed: {shown} or null")
+            raise ConfigError(f"{name}.public: {self.public!r} is not a public set; allowed: auto, {shown} or null")
         check_config(self, name, positive=("epochs", "batch_size"), unit=("delta", "momentum"))
         check_config(self, name, non_negative=("ema", "augment_rotate", "augment_shift"), integer=("augment_k",))
         check_config(self, name, positive=("augment_k", "center_noise"))

@@ -7,6 +7,12 @@ strongest DP results are reached (Abadi et al. 2016, arXiv:1607.00133, Sec. 5; T
 arXiv:2011.11660; De et al. 2022, arXiv:2204.13650). The pretrained weights are a function of the public data and
 the seed alone, so the accountant charges them nothing; DP-SGD then spends the whole budget on the private data.
 
+Which set is used: the one named (``public="font_digits"``), none (``public=None``), or, by default
+(``public="auto"``), the registered set whose declared domain is the one the data's loader declares
+(``Dataset.meta["domain"]``, e.g. :data:`aisec.data.dataset.DIGITS_8X8` for scikit-learn's digits). A match of
+input shape and class names alone is not enough for ``"auto"``: any 10-class 8x8 image set has those, and
+nothing tells that digits help with letters or icons; such data get a hint instead (:func:`fitting`).
+
 The pretraining is plain supervised training (:func:`aisec.demo.train_classifier`: Adam, lr 1e-3, batches of 256,
 one thread) of the user's architecture on the public set's training split; its weights are cached under ``$AISEC_CACHE/public`` by the SHA-256 of the initial
 weights, the architecture, the public data and the recipe, so a second run (another epsilon, another assessment)
@@ -27,7 +33,7 @@ from torch import nn
 
 from aisec.attacks.privacy.shadows import data_hash
 from aisec.core.files import atomic_path, cache_root, load_cached
-from aisec.data.dataset import Dataset
+from aisec.data.dataset import DIGITS_8X8, Dataset
 from aisec.data.font_digits import load_font_digits
 from aisec.errors import InputValidationError
 
@@ -41,14 +47,20 @@ class PublicSet:
     load: Callable[[], Dataset]
     input_shape: tuple[int, ...]
     class_names: tuple[str, ...]
+    domain: str
+    """The ``Dataset.meta["domain"]`` this set stands in for: ``public="auto"`` uses it on such data only."""
 
     def fits(self, data: Dataset) -> bool:
         """Whether ``data`` has this set's input shape and classes (what :func:`check_fits` requires)."""
         return data.input_shape == self.input_shape and data.class_names == self.class_names
 
+    def serves(self, data: Dataset) -> bool:
+        """Whether ``data`` fits and its loader declares this set's domain (what ``public="auto"`` requires)."""
+        return self.fits(data) and data.meta.get("domain") == self.domain
+
 
 PUBLIC_SETS: dict[str, PublicSet] = {
-    "font_digits": PublicSet(load_font_digits, (1, 8, 8), tuple(str(c) for c in range(10))),
+    "font_digits": PublicSet(load_font_digits, (1, 8, 8), tuple(str(c) for c in range(10)), DIGITS_8X8),
 }
 """Public pretraining sets a config can name; :func:`aisec.defenses.training.dp.dp_sgd` also takes a Dataset."""
 RECIPE = {"version": 1, "optimizer": "adam", "lr": 1e-3, "batch_size": 256}
@@ -63,6 +75,11 @@ def load_public(name: str) -> Dataset:
 def fitting(data: Dataset) -> list[str]:
     """Names of the registered public sets that fit ``data`` (from their declarations: nothing is drawn)."""
     return [name for name, entry in PUBLIC_SETS.items() if entry.fits(data)]
+
+
+def auto(data: Dataset) -> str | None:
+    """The registered public set ``public="auto"`` pretrains on for ``data``: the first that serves its domain."""
+    return next((name for name, entry in PUBLIC_SETS.items() if entry.serves(data)), None)
 
 
 def check_fits(public: Dataset, data: Dataset) -> None:
