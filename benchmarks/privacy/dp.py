@@ -1,4 +1,4 @@
-"""DP-SGD: Opacus's plain recipe against aisec's ``dp-sgd`` defaults, at epsilon 1, 3 and 8, in one process.
+"""DP-SGD: Opacus's recipe (plain and tuned) against aisec's ``dp-sgd`` defaults, at epsilon 1, 3 and 8, in one process.
 
 Protocol (issue 4): scikit-learn's digits, pixels / 16; a seeded random 50% are the members
 (``load_digits(test_size=0.5, seed=0)``); the reference model is an MLP 64-256-256-10 (ReLU).
@@ -11,16 +11,17 @@ delta = 1e-5, one torch thread.
 - Opacus tuned: the same recipe with Adam's learning rate chosen per epsilon from ``OPACUS_GRID`` by test
   accuracy (``--tune-opacus``): the fair peer figure, and an optimistic one.
 - aisec: ``DPSGD(epsilon=...)`` with its defaults (Opacus underneath: PRV accountant, ghost clipping,
-  Adam 2e-2, expected batch 128, 30 epochs, clip 1.0, the model re-initialised, the architecture kept,
-  the 256x256 layer kept at its random initialisation: ``freeze="widest-hidden"``, the inputs centred on a
-  DP mean: ``center="dp-mean"``); the defaults without that centring (``center="none"``); the first
-  defaults (RDP, Adam 1e-2, every layer trained, no centring); the same with ``activation="tanh"`` (an architecture change, offered as an option); the same
-  recipe on aisec's functional engine (``engine="aisec"``: torch.func per-example gradients, Opacus's
-  noise multiplier and RDP accountant); and that engine with augmentation multiplicity
-  (``augment_k=4``: the image and 3 copies shifted by up to 0.5 pixel and rotated by up to 5 degrees,
-  gradients averaged before clipping, De et al. 2022, arXiv:2204.13650); and the defaults after pretraining on
-  public data (``public="font_digits"``: 60,000 digits rendered from matplotlib's bundled fonts, 10 epochs without
-  DP, no private data and no privacy cost; then DP-SGD at lr 0.005 from those weights).
+  expected batch 128, 30 epochs, clip 1.0, the model re-initialised, the architecture kept, the 256x256 layer kept
+  at its random initialisation: ``freeze="widest-hidden"``, the inputs centred on a DP mean: ``center="dp-mean"``,
+  and ``public="auto"``: these data declare the digits domain, so the model is first pretrained on public data,
+  ``font_digits``: 60,000 digits rendered from matplotlib's bundled fonts, 10 epochs without DP, no private data and
+  no privacy cost; then DP-SGD at Adam 5e-3 from those weights).
+- aisec from a random start (``public=None``, Adam 2e-2), and its variants: without the centring
+  (``center="none"``); the first defaults (RDP, Adam 1e-2, every layer trained, no centring); ``activation="tanh"``
+  (an architecture change, offered as an option); aisec's functional engine (``engine="aisec"``: torch.func
+  per-example gradients, Opacus's noise multiplier and RDP accountant); and that engine with augmentation
+  multiplicity (``augment_k=4``: the image and 3 copies shifted by up to 0.5 pixel and rotated by up to 5 degrees,
+  gradients averaged before clipping, De et al. 2022, arXiv:2204.13650).
 
 Test accuracy is the mean over training seeds ``SEEDS``, training seconds the median over them (one run's seconds
 vary up to 3x on a shared machine); per-seed values of both are recorded. The audit runs on the seed-0 models: aisec's ``dp-audit`` (LiRA, online, fixed
@@ -64,6 +65,7 @@ from aisec.core.files import write_text_atomic
 from aisec.data import load_digits
 from aisec.defenses.training import dp_functional as fx
 from aisec.defenses.training.dp import DPSGD
+from aisec.defenses.training.dp_public import load_public
 from aisec.targets import TorchTarget
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "privacy.json"
@@ -74,14 +76,16 @@ OPACUS_GRID = (0.005, 0.0075, 0.01, 0.0125, 0.015)
 METHODS = {  # name -> DPSGD overrides (None: Opacus's recipe)
     "opacus_plain": None,
     "opacus_tuned": None,
-    "aisec": {},
-    "aisec_previous_defaults": {"accountant": "rdp", "lr": 0.01, "freeze": "none", "center": "none"},
-    "aisec_no_center": {"center": "none"},
-    "aisec_tanh": {"activation": "tanh"},
-    "aisec_engine": {"engine": "aisec"},
-    "aisec_augmult4": {"engine": "aisec", "augment_k": 4},
-    "aisec_public": {"public": "font_digits"},
+    "aisec": {},  # the defaults: public="auto" pretrains on font_digits for these data
+    "aisec_random_start": {"public": None},
+    "aisec_previous_defaults": {"accountant": "rdp", "lr": 0.01, "freeze": "none", "center": "none", "public": None},
+    "aisec_no_center": {"center": "none", "public": None},
+    "aisec_tanh": {"activation": "tanh", "public": None},
+    "aisec_engine": {"engine": "aisec", "public": None},
+    "aisec_augmult4": {"engine": "aisec", "augment_k": 4, "public": None},
 }
+ISSUE_OPACUS = {1.0: 0.79, 3.0: 0.92, 8.0: 0.95}
+"""Opacus's test accuracy as issue 4 states it (measured there, not here): the figures the defaults must beat."""
 RECIPE = TrainingRecipe(hidden=(256, 256), epochs=100, lr=1e-3, batch_size=64)
 LIRA = {"hidden": [256, 256], "epochs": 100, "lr": 1e-3, "batch_size": 64}
 
@@ -176,16 +180,20 @@ def main() -> None:
             "opacus_tuned": f"the same with Adam's lr per epsilon {lrs}: the best of {list(OPACUS_GRID)} "
             "by mean test accuracy over the seeds (optimistic for Opacus), as the issue's figures (0.79 / 0.92 / 0.95) "
             "suggest a tuned lr",
-            "aisec": "DPSGD(epsilon) defaults: " + json.dumps(DPSGD().params()),
-            "aisec_previous_defaults": "the first defaults: accountant='rdp', lr=0.01, freeze='none', center='none'",
-            "aisec_no_center": "the defaults without the DP input mean (center='none'): the defaults before it",
-            "aisec_tanh": "the same with activation='tanh' (ReLU -> tanh: an architecture change)",
-            "aisec_engine": "the defaults on engine='aisec' (torch.func per-example gradients, Poisson sampling, "
+            "aisec": "DPSGD(epsilon) defaults: " + json.dumps(DPSGD().params()) + "; public='auto' pretrains on "
+            "font_digits (60,000 digits rendered from matplotlib's bundled fonts, 10 epochs without DP, free in "
+            "privacy), then DP-SGD at lr 0.005; train_seconds count the DP steps, "
+            "train_seconds_with_pretraining add the (uncached) pretraining",
+            "aisec_random_start": "the defaults with public=None: DP-SGD from a random start at lr 0.02",
+            "aisec_previous_defaults": "the first defaults: accountant='rdp', lr=0.01, freeze='none', center='none', "
+            "random start",
+            "aisec_no_center": "random start without the DP input mean (center='none')",
+            "aisec_tanh": "random start with activation='tanh' (ReLU -> tanh: an architecture change)",
+            "aisec_engine": "random start on engine='aisec' (torch.func per-example gradients, Poisson sampling, "
             "Opacus get_noise_multiplier + RDPAccountant)",
-            "aisec_augmult4": "engine='aisec', augment_k=4 (augmentation multiplicity: the image + 3 copies, "
-            "shift <= 0.5 px, rotation <= 5 deg, gradients averaged before clipping)",
-            "aisec_public": "the defaults after pretraining on public data: public='font_digits' (digits rendered "
-            "from matplotlib's bundled fonts, 10 epochs without DP, free in privacy), then DP-SGD at lr 0.005",
+            "aisec_augmult4": "random start, engine='aisec', augment_k=4 (augmentation multiplicity: the image + 3 "
+            "copies, shift <= 0.5 px, rotation <= 5 deg, gradients averaged before clipping)",
+            "issue_opacus": f"Opacus's accuracy as issue 4 states it (not measured here): {ISSUE_OPACUS}",
             "accuracy": f"test accuracy, mean over training seeds {list(SEEDS)}; train seconds, median over them",
             "audit": "dp-audit (LiRA online, fixed variance, 16 shadows with the non-private recipe, all 1,797 "
             "points as the attacker's pool), Clopper-Pearson 95%, on the seed-0 models",
@@ -196,6 +204,10 @@ def main() -> None:
     import opacus
 
     out["protocol"]["versions"]["opacus"] = opacus.__version__
+    t0 = time.perf_counter()
+    load_public("font_digits")  # drawn once per machine and cached (the benchmark's cache starts empty)
+    out["protocol"]["font_digits_draw_seconds"] = round(time.perf_counter() - t0, 2)
+    pretraining: dict[int, float] = {}  # seed -> seconds of the uncached public pretraining
 
     # non-private
     accs, models, secs = [], {}, {}
@@ -227,6 +239,8 @@ def main() -> None:
                     net, s, e, sg = opacus_plain(x, y, eps, seed, lr=lrs[eps] if "tuned" in name else 1e-3)
                 else:
                     d = DPSGD(epsilon=eps, **extra).apply(reference_mlp(seed), data, seed=seed)
+                    if d.info["public"] is not None and not d.info["public"]["cache_hit"]:
+                        pretraining[seed] = float(d.info["public"]["seconds"])
                     net, s, e, sg = (
                         d.model,
                         float(d.info["seconds"]),
@@ -247,6 +261,11 @@ def main() -> None:
                 "train_seconds_per_seed": times,
                 "train_seconds_ratio_vs_non_private": seconds / base_seconds,
             }
+            if name == "aisec":  # the pretraining is paid once per seed (cached for the other epsilons)
+                row["public_pretraining_seconds_per_seed"] = [pretraining[seed] for seed in SEEDS]
+                row["train_seconds_with_pretraining"] = statistics.median(
+                    t + pretraining[seed] for t, seed in zip(times, SEEDS, strict=True)
+                )
             if extra is None:  # an Opacus model carries no guarantee attribute: give the audit its epsilon
                 first.dp_guarantee = {"epsilon": spent, "delta": DELTA, "accountant": "rdp"}  # type: ignore[union-attr]
             row |= audit(first, data)
@@ -276,22 +295,25 @@ def main() -> None:
         "aisec_defaults_beat_opacus_tuned_at_every_epsilon": all(
             rows[f"eps_{e:g}"]["aisec_minus_opacus_tuned_accuracy"] > 0 for e in EPSILONS
         ),
-        "aisec_public_beats_opacus_tuned_at_every_epsilon": all(
-            rows[f"eps_{e:g}"]["aisec_public_minus_opacus_tuned_accuracy"] > 0 for e in EPSILONS
+        "aisec_defaults_beat_the_issues_opacus_figures_at_every_epsilon": all(
+            rows[f"eps_{e:g}"]["aisec"]["test_accuracy"] > ISSUE_OPACUS[e] for e in EPSILONS
         ),
         "aisec_defaults_at_least_0.94_at_eps_3": eps3["aisec"]["test_accuracy"] >= 0.94,
-        "aisec_defaults_beat_previous_defaults_at_every_epsilon": all(
-            rows[f"eps_{e:g}"]["aisec_previous_defaults_minus_opacus_accuracy"]
-            < rows[f"eps_{e:g}"]["aisec_minus_opacus_accuracy"]
+        "aisec_random_start_beats_opacus_tuned_at_every_epsilon": all(
+            rows[f"eps_{e:g}"]["aisec_random_start_minus_opacus_tuned_accuracy"] > 0 for e in EPSILONS
+        ),
+        "aisec_random_start_at_least_0.94_at_eps_3": eps3["aisec_random_start"]["test_accuracy"] >= 0.94,
+        "aisec_random_start_beats_previous_defaults_at_every_epsilon": all(
+            rows[f"eps_{e:g}"]["aisec_previous_defaults"]["test_accuracy"]
+            < rows[f"eps_{e:g}"]["aisec_random_start"]["test_accuracy"]
             for e in EPSILONS
         ),
-        "aisec_defaults_beat_no_center_at_every_epsilon": all(
-            rows[f"eps_{e:g}"]["aisec_no_center_minus_opacus_accuracy"]
-            < rows[f"eps_{e:g}"]["aisec_minus_opacus_accuracy"]
+        "aisec_random_start_beats_no_center_at_every_epsilon": all(
+            rows[f"eps_{e:g}"]["aisec_no_center"]["test_accuracy"]
+            < rows[f"eps_{e:g}"]["aisec_random_start"]["test_accuracy"]
             for e in EPSILONS
         ),
         "aisec_tanh_at_least_0.94_at_eps_3": eps3["aisec_tanh"]["test_accuracy"] >= 0.94,
-        "aisec_public_at_least_0.94_at_eps_3": eps3["aisec_public"]["test_accuracy"] >= 0.94,
         "best_aisec_setting_at_eps_3": max(
             (n for n in METHODS if not n.startswith("opacus")), key=lambda n: eps3[n]["test_accuracy"]
         ),
