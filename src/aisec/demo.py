@@ -24,8 +24,9 @@ import yaml
 from torch import nn
 
 from aisec.core.config import Spec, parse_spec
-from aisec.core.files import UNREADABLE, atomic_path, cache_root
+from aisec.core.files import UNREADABLE, cache_root, store_cached
 from aisec.data import Dataset, find_sms_spam, load_breast_cancer, load_digits, load_sms_spam
+from aisec.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +34,19 @@ RECIPE_VERSION = 1
 
 
 def cache_dir() -> Path:
-    """Where trained demo models are cached."""
+    """Where trained demo models are cached (the demo's specs point at these files, so it must be writable)."""
     path = cache_root() / "models"
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"AISEC_CACHE: cannot create {path} ({exc}); set AISEC_CACHE to a writable folder") from None
     return path
+
+
+def _store(path: Path, save: Callable[[Path], None], name: str) -> None:
+    """Store a trained demo model; the demo's specs load it from ``path``, so a cache that cannot be written fails."""
+    if not store_cached(path, save, f"{name} model"):
+        raise ConfigError(f"AISEC_CACHE: cannot write {path}; set AISEC_CACHE to a writable folder")
 
 
 def _recipe_key(name: str, recipe: dict[str, Any]) -> str:
@@ -109,8 +119,7 @@ def _cached_torch(name: str, recipe: dict[str, Any], build: Callable[[], nn.Modu
         log.info("training %s", name)
         model = build()
         scripted = torch.jit.trace(model, example)
-        with atomic_path(path) as tmp:
-            torch.jit.save(scripted, str(tmp))
+        _store(path, lambda tmp: torch.jit.save(scripted, str(tmp)), name)
     return path
 
 
@@ -152,8 +161,7 @@ def spam_filter(path: Path, seed: int = 0) -> Path:
         data = load_sms_spam(path, seed=seed)
         pipe = make_pipeline(TfidfVectorizer(sublinear_tf=True, min_df=1), LogisticRegression(C=10.0, max_iter=2000))
         pipe.fit(data.x_train, data.y_train.numpy())
-        with atomic_path(out) as tmp:
-            joblib.dump(pipe, tmp)
+        _store(out, lambda tmp: joblib.dump(pipe, tmp), "spam-filter")
     return out
 
 

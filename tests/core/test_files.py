@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from aisec.core.files import atomic_path, cache_root, load_cached, write_text_atomic
+from aisec.core.files import atomic_path, cache_root, load_cached, store_cached, write_text_atomic
 
 
 def _leftovers(folder: Path) -> list[str]:
@@ -80,3 +80,15 @@ def test_the_cache_root_follows_the_environment(monkeypatch: pytest.MonkeyPatch,
     assert cache_root() == tmp_path
     monkeypatch.delenv("AISEC_CACHE")
     assert cache_root() == Path.home() / ".cache" / "aisec"
+
+
+def test_a_cache_that_cannot_be_written_is_logged_and_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # a file where the cache folder should be: unwritable even for root (chmod would not stop root, who runs CI)
+    (tmp_path / "cache").write_text("not a folder", encoding="utf-8")
+    path = tmp_path / "cache" / "public" / "entry.pt"
+    with caplog.at_level(logging.WARNING, logger="aisec.core.files"):
+        assert store_cached(path, lambda tmp: torch.save({"w": torch.ones(2)}, tmp), "test") is False
+    assert "could not cache test at" in caplog.text and str(path) in caplog.text
+    good = tmp_path / "ok" / "entry.pt"
+    assert store_cached(good, lambda tmp: torch.save({"w": torch.ones(2)}, tmp), "test") is True
+    assert torch.equal(load_cached(good, lambda s: s["w"], "test"), torch.ones(2)) and _leftovers(good.parent) == []

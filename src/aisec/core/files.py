@@ -5,7 +5,9 @@ hardening result, the gateway's key file) is first written to a temporary file o
 destination, then renamed over it with :func:`os.replace`, which is atomic within one file system: a
 reader sees the old file or the new one, never half of one, and two processes filling the same cache
 entry never write into the same temporary file. A cache entry that cannot be read (a disk error, a
-file from an incompatible version) is logged and recomputed, not raised.
+file from an incompatible version) is logged and recomputed, not raised; one that cannot be written (a
+read-only or full disk, ``$AISEC_CACHE`` naming a file) is logged and skipped: the computation that made it
+is never lost to its cache (:func:`store_cached`).
 """
 
 from __future__ import annotations
@@ -91,3 +93,19 @@ def load_cached(path: Path, parse: Callable[[Any], T], what: str) -> T | None:
     except UNREADABLE as exc:
         log.warning("ignoring unreadable %s cache %s: %s", what, path, exc)
         return None
+
+
+def store_cached(path: Path, save: Callable[[Path], None], what: str) -> bool:
+    """Write a cache entry with ``save(tmp)`` through :func:`atomic_path`; return whether it was stored.
+
+    A cache that cannot be written (``OSError``: read-only, full, a file where a folder should be; or the
+    ``RuntimeError`` :func:`torch.save` raises when its writer fails) is logged as a warning naming ``what``,
+    and the caller goes on with the entry it computed: a cache saves time, it is never a reason to fail.
+    """
+    try:
+        with atomic_path(path) as tmp:
+            save(tmp)
+    except (OSError, RuntimeError) as exc:
+        log.warning("could not cache %s at %s (%s); going on without caching it", what, path, exc)
+        return False
+    return True

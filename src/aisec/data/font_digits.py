@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from aisec.core.files import atomic_path, cache_root, load_cached
+from aisec.core.files import cache_root, load_cached, store_cached
 from aisec.core.goals import Modality
 from aisec.data.dataset import DIGITS_8X8, Dataset
 from aisec.errors import InputValidationError
@@ -170,8 +170,8 @@ def drawn(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     if cached is not None:
         return cached
     x, y = render(n, torch.Generator().manual_seed(seed))
-    with atomic_path(path) as tmp:  # a pixel is a share of 16 subpixels: the counts store it exactly
-        torch.save({"ink": (x * 16).round().to(torch.uint8), "y": y.to(torch.uint8)}, tmp)
+    counts = {"ink": (x * 16).round().to(torch.uint8), "y": y.to(torch.uint8)}  # a pixel is a share of 16 subpixels
+    store_cached(path, lambda tmp: torch.save(counts, tmp), "font digits")  # the counts store it exactly
     return x, y
 
 

@@ -30,7 +30,7 @@ from aisec.attacks.privacy.precision import Precision, resolve_precision
 from aisec.attacks.privacy.recipe import TrainingRecipe, flat_rows
 from aisec.attacks.privacy.stacked import StackedMLP, half_masks, model_seeds, train_stacked_as
 from aisec.core.executor import Executor, LocalExecutor
-from aisec.core.files import atomic_path, cache_root, load_cached
+from aisec.core.files import cache_root, load_cached, store_cached
 from aisec.errors import InputValidationError
 
 log = logging.getLogger(__name__)
@@ -236,8 +236,7 @@ def shadow_models(
             "worker_seconds": torch.tensor(worker),
             "chunks": torch.tensor(len(pieces)),
         }
-        with atomic_path(path) as tmp:
-            torch.save(model.state() | extra, tmp)
+        store_cached(path, lambda tmp: torch.save(model.state() | extra, tmp), "shadow")
     return out
 
 

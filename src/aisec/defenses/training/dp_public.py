@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from aisec.attacks.privacy.shadows import data_hash
-from aisec.core.files import atomic_path, cache_root, load_cached
+from aisec.core.files import cache_root, load_cached, store_cached
 from aisec.data.dataset import DIGITS_8X8, Dataset
 from aisec.data.font_digits import load_font_digits
 from aisec.errors import InputValidationError
@@ -129,6 +129,5 @@ def pretrain(net: nn.Module, public: Dataset, *, epochs: int, seed: int) -> tupl
         train_classifier(net, public, epochs=epochs, lr=RECIPE["lr"], batch_size=RECIPE["batch_size"], seed=seed)
     net.train()
     log.info("dp-sgd: pretrained on %s for %d epochs", public.name, epochs)
-    with atomic_path(path) as tmp:
-        torch.save(net.state_dict(), tmp)
+    store_cached(path, lambda tmp: torch.save(net.state_dict(), tmp), "public pretraining")
     return time.perf_counter() - start, False
