@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -35,10 +36,13 @@ def _spec(path: str = "-", name: str = "digits-harden") -> dict:
 def test_adversarial_training_gains_robustness(tmp_path: Path, digits_cnn_target: TorchTarget, digits: Dataset) -> None:
     spec = parse_spec(_spec())
     stages: list[str] = []
+    epochs: list[tuple[int, int]] = []
     result = harden(
         spec, "adversarial-training", {"epochs": 4, "steps": 5, "lr": 2e-3}, run_dir=tmp_path / "run",
         target=digits_cnn_target, data=digits, on_stage=stages.append,
+        on_defense_progress=lambda done, total: epochs.append((done, total)),
     )  # fmt: skip
+    assert epochs == [(1, 4), (2, 4), (3, 4), (4, 4)]  # the defense's epochs reach the caller
     assert (tmp_path / "run" / "results.jsonl").is_file() and (
         tmp_path / "run" / "defended" / "results.jsonl"
     ).is_file()
@@ -99,3 +103,12 @@ def test_harden_command_on_a_torchscript_file(tmp_path: Path, digits_cnn: nn.Mod
     assert (tmp_path / "run" / "defended" / "report.html").is_file()
     with pytest.raises(ConfigError, match="unknown defense"):
         harden_command(spec_path, "nope", [], tmp_path / "run", console=Console(file=io.StringIO()))
+    # on a terminal: bars for both runs' jobs and the defense's epochs, drawn on the stderr console
+    bars = io.StringIO()
+    code = harden_command(spec_path, "adversarial-training", ["epochs=2", "steps=2"], tmp_path / "run2",
+                          console=Console(file=io.StringIO(), width=200),
+                          progress=Console(file=bars, width=200, force_terminal=True))  # fmt: skip
+    assert code == 0
+    lines = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", bars.getvalue()).splitlines()  # without the terminal's codes
+    assert any("applying adversarial-training: epochs" in line and "2/2" in line for line in lines)
+    assert any("cli-harden: jobs" in line for line in lines)

@@ -61,8 +61,13 @@ def harden_command(
     *,
     trust: bool = False,
     console: Console | None = None,
+    progress: Console | None = None,
 ) -> int:
-    """Apply a defense to the spec's torch target, re-run the plan, print gain vs cost; returns the exit code."""
+    """Apply a defense to the spec's torch target, re-run the plan, print gain vs cost; returns the exit code.
+
+    ``progress``: a console (the terminal's stderr) to draw progress bars on: both runs' jobs and the defense's
+    epochs; ``None`` draws none.
+    """
     from aisec.core.config import load_spec
     from aisec.defenses.harden import HARDEN_FILE, harden
 
@@ -70,9 +75,18 @@ def harden_command(
     parsed = load_spec(spec)
     if trust and not parsed.target.trust:
         parsed = parsed.model_copy(update={"target": parsed.target.model_copy(update={"trust": True})})
-    result = harden(
-        parsed, defense, parse_params(params), run_dir=out, on_stage=lambda m: console.print(f"[dim]{m}[/dim]")
-    )
+
+    def stage(message: str) -> None:
+        console.print(f"[dim]{message}[/dim]")
+
+    if progress is None:
+        result = harden(parsed, defense, parse_params(params), run_dir=out, on_stage=stage)
+    else:
+        from aisec.cli.progress import RichObserver
+
+        with RichObserver(progress, parsed.name) as observer:
+            result = harden(parsed, defense, parse_params(params), run_dir=out, observer=observer, on_stage=stage,
+                            on_defense_progress=observer.bar(f"applying {defense}: epochs"))  # fmt: skip
     from aisec.report import write_reports
 
     for run_dir in (result.run_dir, result.defended_dir):

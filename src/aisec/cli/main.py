@@ -234,11 +234,13 @@ def harden(
         bool,
         typer.Option("--trust", help="Trust the target's pickle file: loading it runs code from it."),
     ] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
 ) -> None:
     """Apply a defense, re-run the plan on the defended model, report the gain per goal against the cost."""
     from aisec.cli.harden import harden_command
 
-    raise typer.Exit(harden_command(spec, defense, param or [], out, trust=trust, console=console))
+    bars = err_console if progress and sys.stderr.isatty() else None
+    raise typer.Exit(harden_command(spec, defense, param or [], out, trust=trust, console=console, progress=bars))
 
 
 @app.command("defenses")

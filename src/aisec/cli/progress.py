@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from aisec.assess.plan import Job, Plan
 from aisec.core.findings import Finding
@@ -38,6 +48,17 @@ class RichObserver:
         self._jobs = self.progress.add_task(f"{self.title}: jobs", total=len(plan.jobs), completed=resumed)
         if resumed:
             self.console.print(f"[dim]{self.title}: resuming, {resumed} of {len(plan.jobs)} jobs already done[/dim]")
+
+    def bar(self, description: str) -> Callable[[int, int], None]:
+        """A ``progress(done, total)`` callback drawing its own bar, created on the first call (a defense's epochs)."""
+        task: list[TaskID] = []
+
+        def update(done: int, total: int) -> None:
+            if not task:
+                task.append(self.progress.add_task(description, total=total))
+            self.progress.update(task[0], completed=done, total=total)
+
+        return update
 
     def job_started(self, job: Job, index: int, total: int) -> None:
         if self._step is not None:

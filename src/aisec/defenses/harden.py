@@ -29,7 +29,7 @@ from aisec.core.config import Spec, spec_to_dict
 from aisec.core.files import write_text_atomic
 from aisec.core.findings import jsonable
 from aisec.data.dataset import Dataset
-from aisec.defenses.base import Defended, get_defense
+from aisec.defenses.base import Defended, ProgressFn, get_defense
 from aisec.errors import UnsupportedTargetError
 from aisec.report.digest import digest_run
 from aisec.targets import TorchTarget, load_target
@@ -209,6 +209,7 @@ def harden(
     data: Dataset | None = None,
     observer: RunObserver | None = None,
     on_stage: Callable[[str], None] | None = None,
+    on_defense_progress: ProgressFn | None = None,
 ) -> HardenResult:
     """Apply ``defense`` to the spec's torch target, re-run the plan on it and weigh gain against cost.
 
@@ -226,6 +227,8 @@ def harden(
         Receives both runs' progress events.
     on_stage:
         Called with a short message as each stage starts.
+    on_defense_progress:
+        Passed to the defense's ``apply`` as ``progress(done, total)`` (epochs, for the training defenses).
     """
     stage = on_stage or (lambda msg: log.info("%s", msg))
     cls = get_defense(defense)
@@ -249,7 +252,7 @@ def harden(
         base = loaded._torch_module()
         stage(f"applying {defense}")
         t0 = time.perf_counter()
-        defended = chosen.apply(base, data, seed=spec.seed)
+        defended = chosen.apply(base, data, seed=spec.seed, progress=on_defense_progress)
         seconds["defense"] = round(time.perf_counter() - t0, 3)
         target_d = DefendedTarget(defended, loaded, name=f"{loaded.name}+{defense}")
         stage(f"assessing the defended model into {defended_dir}")
