@@ -136,8 +136,8 @@ def dp_sgd(
     for p in net.parameters():
         p.requires_grad_(True)
     chosen = "argument" if public is not None else "auto" if cfg.public == "auto" else "named"
-    named = (dp_public.auto(data) if cfg.reinit else None) if cfg.public == "auto" else cfg.public
-    public = public if public is not None else dp_public.load_public(named) if named else None
+    if public is None and (name := dp_public.resolve(cfg.public, data, reinit=cfg.reinit)):
+        public = dp_public.load_public(name)
     pretrained: dict[str, Any] | None = None
     if public is not None:
         dp_public.check_fits(public, data)

@@ -82,6 +82,14 @@ def auto(data: Dataset) -> str | None:
     return next((name for name, entry in PUBLIC_SETS.items() if entry.serves(data)), None)
 
 
+def resolve(setting: str | None, data: Dataset, *, reinit: bool) -> str | None:
+    """The registered set a config's ``public`` setting names for ``data``: ``"auto"`` gives :func:`auto`'s pick
+    from a re-initialised start and none from given weights (``reinit=False``); a name gives itself; None none."""
+    if setting == "auto":
+        return auto(data) if reinit else None
+    return setting
+
+
 def check_fits(public: Dataset, data: Dataset) -> None:
     """Raise :class:`InputValidationError` unless ``public`` has ``data``'s input shape and classes."""
     if not isinstance(public.x_train, torch.Tensor):
