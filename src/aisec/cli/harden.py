@@ -6,6 +6,7 @@ Kept apart from ``main.py`` so the Typer app only wires options to :func:`harden
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,7 @@ def harden_command(
     ``progress``: a console (the terminal's stderr) to draw progress bars on: both runs' jobs and the defense's
     epochs; ``None`` draws none.
     """
+    from aisec.cli.progress import RichObserver
     from aisec.core.config import load_spec
     from aisec.defenses.harden import HARDEN_FILE, harden
 
@@ -79,14 +81,11 @@ def harden_command(
     def stage(message: str) -> None:
         console.print(f"[dim]{message}[/dim]")
 
-    if progress is None:
-        result = harden(parsed, defense, parse_params(params), run_dir=out, on_stage=stage)
-    else:
-        from aisec.cli.progress import RichObserver
-
-        with RichObserver(progress, parsed.name) as observer:
-            result = harden(parsed, defense, parse_params(params), run_dir=out, observer=observer, on_stage=stage,
-                            on_defense_progress=observer.bar(f"applying {defense}: epochs"))  # fmt: skip
+    observer = RichObserver(progress, parsed.name) if progress is not None else None
+    with observer if observer is not None else nullcontext():
+        epochs = observer.bar(f"applying {defense}: epochs") if observer is not None else None
+        result = harden(parsed, defense, parse_params(params), run_dir=out, observer=observer, on_stage=stage,
+                        on_defense_progress=epochs)  # fmt: skip
     from aisec.report import write_reports
 
     for run_dir in (result.run_dir, result.defended_dir):
