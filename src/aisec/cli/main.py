@@ -10,6 +10,7 @@ import functools
 import logging
 import sys
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -91,11 +92,8 @@ def _assess(
     from aisec.report import write_reports
 
     observer = RichObserver(err_console, spec.name) if progress else None
-    if observer:
-        with observer:
-            result = run_assessment(spec, run_dir=out, resume=resume, observer=observer, executor=executor)
-    else:
-        result = run_assessment(spec, run_dir=out, resume=resume, executor=executor)
+    with observer if observer is not None else nullcontext():
+        result = run_assessment(spec, run_dir=out, resume=resume, observer=observer, executor=executor)
     write_reports(result.run_dir)
     return result.run_dir
 
