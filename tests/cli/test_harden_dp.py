@@ -47,6 +47,9 @@ def test_dp_sgd_with_public_pretraining_reports_its_guarantee_and_the_audit_besi
         summary["clean_accuracy"]["after"] > 0.8
     )  # a working classifier (0.86 measured: one short pretraining epoch; non-private 0.94)
     assert "dp-sgd reports:" in res.stdout and "public.data=font_digits" in res.stdout
+    # the silent seconds say what they are: the first run draws the public digits and pretrains on them
+    assert "drawing 60000 public font digits" in res.stdout
+    assert "dp-sgd: pretraining on font_digits for 1 epochs without DP" in res.stdout
     (audit,) = [json.loads(line) for line in (tmp_path / "run" / "defended" / "results.jsonl").read_text().splitlines()]
     assert audit["attack"] == "dp-audit" and audit["metrics"]["accountant_epsilon"] == info["epsilon"]
     assert audit["metrics"]["epsilon_lower_bound"] <= info["epsilon"]  # the audit's lower bound beside the upper bound
@@ -61,6 +64,7 @@ def test_dp_sgd_with_public_pretraining_reports_its_guarantee_and_the_audit_besi
     assert info["public"]["data"] == "font_digits" and info["public"]["chosen"] == "auto"
     assert info["public"]["cache_hit"] is True and "hints" not in info
     assert "public.chosen=auto" in auto.stdout
+    assert "drawing" not in auto.stdout and "pretraining on" not in auto.stdout  # both served by the cache
 
     # the same images from an .npz declare no domain: nothing is used unasked, and the CLI says what fits
     digits = load_digits(seed=0)

@@ -13,7 +13,7 @@ import yaml
 from rich.console import Console
 from torch import nn
 
-from aisec.cli.harden import harden_command, parse_params
+from aisec.cli.harden import _gain, harden_command, parse_params
 from aisec.core.config import parse_spec
 from aisec.data import Dataset
 from aisec.defenses.harden import HARDEN_FILE, harden
@@ -83,6 +83,11 @@ def test_harden_refuses_a_non_torch_target(
         harden(parse_spec(raw), "bit-depth", run_dir=tmp_path, target=cancer_sklearn_target, data=cancer)  # type: ignore[arg-type]
 
 
+def test_a_gain_that_rounds_to_nothing_has_no_sign() -> None:
+    assert _gain(-0.0) == _gain(-1e-9) == _gain(4e-4) == "0.000"  # before - after of equal figures
+    assert _gain(0.012) == "[green]+0.012[/green]" and _gain(-0.5) == "[red]-0.500[/red]" and _gain(None) == "-"
+
+
 def test_parse_params() -> None:
     assert parse_params(["eps=0.05", "method=trades", "samples=4"]) == {"eps": 0.05, "method": "trades", "samples": 4}
     with pytest.raises(ConfigError, match="key=value"):
@@ -112,3 +117,6 @@ def test_harden_command_on_a_torchscript_file(tmp_path: Path, digits_cnn: nn.Mod
     lines = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", bars.getvalue()).splitlines()  # without the terminal's codes
     assert any("applying adversarial-training: epochs" in line and "2/2" in line for line in lines)
     assert any("cli-harden: jobs" in line for line in lines)
+    # the stage lines and the defense's own lines go above the bars, on their console, not into the tables' output
+    assert any(line.strip() == "applying adversarial-training" for line in lines)
+    assert any(line.startswith("pgd-at: 2 epochs in") for line in lines)  # adversarial training's INFO line

@@ -38,6 +38,8 @@ def _fmt(v: float | None) -> str:
 def _gain(v: float | None) -> str:
     if v is None:
         return "-"
+    if round(v, 3) == 0:
+        return "0.000"  # no change, neither "+0.000" nor "-0.000" (before - after of equal figures)
     color = "green" if v > 0 else "red" if v < 0 else "white"
     return f"[{color}]{v:+.3f}[/{color}]"
 
@@ -67,9 +69,10 @@ def harden_command(
     """Apply a defense to the spec's torch target, re-run the plan, print gain vs cost; returns the exit code.
 
     ``progress``: a console (the terminal's stderr) to draw progress bars on: both runs' jobs and the defense's
-    epochs; ``None`` draws none.
+    epochs; ``None`` draws none. The defense's own stage lines (its INFO log, e.g. DP-SGD drawing its public digits
+    and pretraining on them) go above the bars, or to ``console`` without them.
     """
-    from aisec.cli.progress import RichObserver
+    from aisec.cli.progress import RichObserver, narrate
     from aisec.core.config import load_spec
     from aisec.defenses.harden import HARDEN_FILE, harden
 
@@ -78,11 +81,14 @@ def harden_command(
     if trust and not parsed.target.trust:
         parsed = parsed.model_copy(update={"target": parsed.target.model_copy(update={"trust": True})})
 
+    lines = progress or console  # with bars, above them on their console: a line on another one breaks them
+
     def stage(message: str) -> None:
-        console.print(f"[dim]{message}[/dim]")
+        lines.print(f"[dim]{message}[/dim]")
 
     observer = RichObserver(progress, parsed.name) if progress is not None else None
-    with observer if observer is not None else nullcontext():
+    narrated = narrate(lines, "aisec.defenses", "aisec.data")
+    with observer if observer is not None else nullcontext(), narrated:
         epochs = observer.bar(f"applying {defense}: epochs") if observer is not None else None
         result = harden(parsed, defense, parse_params(params), run_dir=out, observer=observer, on_stage=stage,
                         on_defense_progress=epochs)  # fmt: skip

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -17,6 +20,41 @@ from rich.progress import (
 
 from aisec.assess.plan import Job, Plan
 from aisec.core.findings import Finding
+
+
+class _ConsoleHandler(logging.Handler):
+    """Prints an INFO record as one dim line on a console (above its live bars); hands warnings to the root logger."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__(logging.INFO)
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.WARNING:
+            logging.getLogger().handle(record)  # where warnings always go (stderr), not into the command's output
+        else:
+            self.console.print(f"[dim]{escape(record.getMessage())}[/dim]")
+
+
+@contextmanager
+def narrate(console: Console, *names: str) -> Iterator[None]:
+    """Show the INFO lines of the loggers ``names`` on ``console`` while the block runs, so a long stage says what
+    it does (DP-SGD drawing its public digits, pretraining on them); warnings still reach the root logger's handlers
+    once, as before."""
+    loggers = [logging.getLogger(name) for name in names]
+    saved = [(lg.level, lg.propagate) for lg in loggers]
+    handler = _ConsoleHandler(console)
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.setLevel(logging.INFO)
+        lg.propagate = False
+    try:
+        yield
+    finally:
+        for lg, (level, propagate) in zip(loggers, saved, strict=True):
+            lg.removeHandler(handler)
+            lg.setLevel(level)
+            lg.propagate = propagate
 
 
 class RichObserver:

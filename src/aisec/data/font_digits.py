@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 from functools import lru_cache
@@ -51,6 +52,7 @@ FONTS = (
 CACHE_VERSION = 1  # raise when the drawing changes
 STROKES = (0, 2, 4)  # extra stroke width, in pixels of a 120-point rendering
 _SIDE, _HEIGHT = 96, 80  # a glyph is scaled to _HEIGHT rows and centred on a _SIDE x _SIDE canvas
+log = logging.getLogger(__name__)
 
 
 def font_dir() -> str:
@@ -169,6 +171,7 @@ def drawn(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     cached = load_cached(path, parse, "font digits")
     if cached is not None:
         return cached
+    log.info("drawing %d public font digits (10-20 s, once: cached in %s)", n, path.parent)
     x, y = render(n, torch.Generator().manual_seed(seed))
     counts = {"ink": (x * 16).round().to(torch.uint8), "y": y.to(torch.uint8)}  # a pixel is a share of 16 subpixels
     store_cached(path, lambda tmp: torch.save(counts, tmp), "font digits")  # the counts store it exactly

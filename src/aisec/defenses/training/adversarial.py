@@ -166,7 +166,7 @@ def adversarial_training(
                 loss.backward()
                 opt.step()
                 total += float(loss.detach()) * len(idx)
-            log.info("%s epoch %d/%d: loss %.4f", cfg.method, epoch + 1, cfg.epochs, total / len(y_all))
+            log.debug("%s epoch %d/%d: loss %.4f", cfg.method, epoch + 1, cfg.epochs, total / len(y_all))
             if progress is not None:
                 progress(epoch + 1, cfg.epochs)
     finally:

@@ -133,9 +133,10 @@ def pretrain(net: nn.Module, public: Dataset, *, epochs: int, seed: int) -> tupl
         return time.perf_counter() - start, True
     from aisec.demo import train_classifier  # lazy: aisec.demo imports the data loaders and spec parsing
 
+    log.info("dp-sgd: pretraining on %s for %d epochs without DP (public data: no privacy cost)", public.name, epochs)
     with torch.random.fork_rng(devices=[]):  # it reseeds torch: the DP steps' noise must not depend on a cache hit
         train_classifier(net, public, epochs=epochs, lr=RECIPE["lr"], batch_size=RECIPE["batch_size"], seed=seed)
     net.train()
-    log.info("dp-sgd: pretrained on %s for %d epochs", public.name, epochs)
+    log.info("dp-sgd: pretrained on %s in %.1f s", public.name, time.perf_counter() - start)
     store_cached(path, lambda tmp: torch.save(net.state_dict(), tmp), "public pretraining")
     return time.perf_counter() - start, False
