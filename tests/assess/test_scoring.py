@@ -6,9 +6,11 @@ import itertools
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from aisec.assess.scoring import NEED_ANCHORS, RULES, Rule, score_findings, thresholds_markdown
+from aisec.attacks.privacy.metrics import bootstrap_intervals, membership_metrics
 from aisec.core.findings import Finding
 from aisec.core.goals import Goal, ProtectionNeed
 
@@ -141,6 +143,58 @@ def test_need_changes_the_verdict_not_the_score() -> None:
     assert normal.verdict == "pass" and very_high.verdict == "fail"
     # 1% FPR is only the fallback when 0.1% is reported
     assert {c.metric for c in normal.checks} == {"tpr_at_0.1pct_fpr", "auc_advantage"}
+
+
+def _membership(shift: float, n: int, seed: int, *, intervals: bool = True) -> Finding:
+    """A membership finding from scores of ``n`` members ~ N(shift, 1) and ``n`` non-members ~ N(0, 1)."""
+    rng = np.random.default_rng(seed)
+    s_in, s_out = rng.normal(shift, 1.0, n), rng.normal(0.0, 1.0, n)
+    metrics = membership_metrics(s_in, s_out)
+    if intervals:
+        metrics |= bootstrap_intervals(s_in, s_out, n_boot=200, seed=seed)
+    return finding("loss-threshold", "privacy", metrics, headline="auc")
+
+
+def test_a_chance_level_membership_attack_does_not_fail_a_need_by_luck() -> None:
+    # 60 attacks that know nothing, on 225 members and 225 non-members (the default sample). Judged on their point
+    # estimates, 15 of them failed the very-high need (TPR at 0.1% FPR, read at zero false positives, or AUC - 0.5
+    # above 0.03); judged on what their 95% intervals show, none (0 of 100 too, 26 of 100 on point estimates)
+    fails = {True: 0, False: 0}
+    for seed in range(60):
+        for intervals in (True, False):
+            row = score_findings([_membership(0.0, 225, seed, intervals=intervals)], {"privacy": "very-high"})
+            fails[intervals] += row.goal("privacy").verdict == "fail"
+    assert fails[True] <= 3 and fails[False] >= 8, fails
+
+
+def test_a_real_membership_leak_still_fails_on_its_intervals() -> None:
+    for seed in range(10):  # members' scores one standard deviation higher: AUC about 0.76
+        row = score_findings([_membership(1.0, 225, seed)], {"privacy": "normal"}).goal("privacy")
+        assert row.verdict == "fail"
+    tpr = next(c for c in row.checks if c.metric == "tpr_at_0.1pct_fpr")
+    assert "95% CI" in tpr.explanation and "so at least" in tpr.explanation
+
+
+def test_checks_with_intervals_are_judged_on_what_they_show() -> None:
+    # a small sample (72 non-members) cannot resolve 0.1% FPR: chance alone puts 1/73 of the members above them all
+    metrics = {"auc": 0.52, "auc_ci95": [0.41, 0.60], "tpr_at_0.1pct_fpr": 4 / 72, "n_non_members": 72,
+               "tpr_at_0.1pct_fpr_ci95": [1 / 72, 8 / 72], "tpr_at_1pct_fpr": 4 / 72}  # fmt: skip
+    row = score_findings([finding("loss-threshold", "privacy", metrics)], {"privacy": "very-high"}).goal("privacy")
+    tpr, auc = (next(c for c in row.checks if c.metric == m) for m in ("tpr_at_0.1pct_fpr", "auc_advantage"))
+    assert tpr.passed is True and tpr.value == pytest.approx(1 / 72 - (1 / 73 - 0.001))
+    assert "chance alone reaches 0.0137 on this sample" in tpr.explanation
+    assert auc.passed is True and auc.value == 0.0 and auc.score == 100.0  # the interval holds 0.5
+    # the same figures from 1,000 non-members resolve 0.1% FPR: no chance floor, and the lower end fails very-high
+    row = score_findings([finding("lira", "privacy", metrics | {"n_non_members": 1000})], {"privacy": "very-high"})
+    tpr = next(c for c in row.goal("privacy").checks if c.metric == "tpr_at_0.1pct_fpr")
+    assert tpr.passed is False and tpr.value == pytest.approx(1 / 72) and "chance alone" not in tpr.explanation
+    # an attribute-inference gain whose interval holds 0 is no leak beyond data correlations, so it fails no need
+    f = finding("attribute-inference", "privacy", {"gain_over_baseline": 0.04, "gain_ci95": [-0.01, 0.09]})
+    check = score_findings([f], {"privacy": "very-high"}).goal("privacy").checks[0]
+    assert check.passed is True and check.value == 0.0
+    # without an interval the point estimate is judged, as before
+    f = finding("attribute-inference", "privacy", {"gain_over_baseline": 0.04})
+    assert score_findings([f], {"privacy": "very-high"}).goal("privacy").checks[0].passed is False
 
 
 def test_extraction_that_never_reaches_90pct_passes_that_check() -> None:

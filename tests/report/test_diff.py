@@ -90,7 +90,7 @@ def test_diff_of_two_real_runs(two_runs: tuple[Path, Path]) -> None:
     v1, v2 = two_runs
     d = diff_runs(v1, v2)
     privacy = next(g for g in d.goals if g.goal is Goal.PRIVACY)
-    # measured: AUC 0.502 (v1) -> 0.556 (v2), privacy score 99.1 -> 77.3
+    # measured: AUC 0.522 (v1, 95% CI 0.41-0.60) -> 0.556 (v2, 0.528-0.597), privacy score 99.2 -> 86.1
     assert privacy.change == "worse" and privacy.delta is not None and privacy.delta < -10
     (member,) = [f for f in d.findings if f.attack == "loss-threshold"]
     assert member.change == "worse" and member.after > member.before + 0.03  # type: ignore[operator]

@@ -92,6 +92,11 @@ class Rule:
     ``best`` scores 100 and ``worst`` scores 0; in between the score is piecewise linear
     (in log10 when ``log``) through the need thresholds at the anchors of :data:`NEED_ANCHORS`.
     ``comparison`` says how a value must relate to the threshold to pass (``<=``: lower is safer).
+    ``interval`` reads the finding's 95% interval of the value, when it reports one: a ``<=`` check is then
+    judged (and scored) on the interval's lower end, what the attack has shown at 95% confidence, so a
+    chance-level attack on a small sample does not fail a need by luck (``docs/scoring.md``). ``chance`` gives
+    how far above ``best`` a chance-level attack's value lies on the finding's sample (a TPR at an FPR the
+    sample cannot resolve), taken off that lower end.
     """
 
     goal: Goal
@@ -105,6 +110,8 @@ class Rule:
     applies: Callable[[Mapping[str, object]], bool] | None = None
     """Whether a finding's metrics call for this rule; by default, when ``metric`` is among them."""
     value: Callable[[Mapping[str, object]], float | None] | None = None
+    interval: Callable[[Mapping[str, object]], tuple[float, float] | None] | None = None
+    chance: Callable[[Mapping[str, object]], float] | None = None
     assesses: bool = True
     """False for checks (the model-file scan) that can fail a goal but cannot assess it alone."""
 
@@ -163,6 +170,31 @@ def _auc_advantage(metrics: Mapping[str, object]) -> float | None:
     return None if auc is None else max(0.0, auc - 0.5)
 
 
+def _ci(key: str, shift: float = 0.0) -> Callable[[Mapping[str, object]], tuple[float, float] | None]:
+    """Reads the 95% interval ``metrics[key]`` (two numbers, low <= high), minus ``shift``; None when absent."""
+
+    def read(metrics: Mapping[str, object]) -> tuple[float, float] | None:
+        pair = metrics.get(key)
+        if not isinstance(pair, list | tuple) or len(pair) != 2:
+            return None
+        low, high = _num(pair[0]), _num(pair[1])
+        return None if low is None or high is None or low > high else (low - shift, high - shift)
+
+    return read
+
+
+def _unresolved(fpr: float) -> Callable[[Mapping[str, object]], float]:
+    """How far a chance-level attack's TPR at ``fpr`` exceeds ``fpr`` on the finding's sample: with ``n``
+    non-members no threshold has an FPR between 0 and 1/n, so below that the TPR is read at zero false
+    positives, where a score that knows nothing still puts 1/(n+1) of the members above every non-member."""
+
+    def excess(metrics: Mapping[str, object]) -> float:
+        n = _num(metrics.get("n_non_members"))
+        return max(0.0, 1.0 / (n + 1.0) - fpr) if n is not None and n >= 1 else 0.0
+
+    return excess
+
+
 def _recovered_share(metrics: Mapping[str, object]) -> float | None:
     rec, n = _num(metrics.get("classes_recovered")), _num(metrics.get("n_classes"))
     return None if rec is None or not n else rec / n
@@ -196,19 +228,22 @@ RULES: tuple[Rule, ...] = (
          best=0.0, worst=1.0, thresholds=_t(0.0, 0.0, 0.0), assesses=False),
     # privacy
     Rule(_PRIV, "tpr_at_0.1pct_fpr", "membership inference: TPR at 0.1% FPR", "<=",
-         best=0.001, worst=1.0, thresholds=_t(0.05, 0.02, 0.005)),
+         best=0.001, worst=1.0, thresholds=_t(0.05, 0.02, 0.005), interval=_ci("tpr_at_0.1pct_fpr_ci95"),
+         chance=_unresolved(0.001)),
     Rule(_PRIV, "tpr_at_1pct_fpr", "membership inference: TPR at 1% FPR (when 0.1% is not reported)", "<=",
-         best=0.01, worst=1.0, thresholds=_t(0.10, 0.05, 0.02),
+         best=0.01, worst=1.0, thresholds=_t(0.10, 0.05, 0.02), interval=_ci("tpr_at_1pct_fpr_ci95"),
+         chance=_unresolved(0.01),
          applies=lambda m: "tpr_at_1pct_fpr" in m and _num(m.get("tpr_at_0.1pct_fpr")) is None),
     Rule(_PRIV, "auc_advantage", "membership inference: AUC - 0.5", "<=",
-         best=0.0, worst=0.5, thresholds=_t(0.15, 0.08, 0.03), value=_auc_advantage, applies=lambda m: "auc" in m),
+         best=0.0, worst=0.5, thresholds=_t(0.15, 0.08, 0.03), value=_auc_advantage, applies=lambda m: "auc" in m,
+         interval=_ci("auc_ci95", shift=0.5)),
     Rule(_PRIV, "mean_own_correlation", "model inversion: similarity of a reconstruction to its class", "<=",
          best=0.0, worst=1.0, thresholds=_t(0.6, 0.4, 0.25)),
     Rule(_PRIV, "classes_recovered_share", "model inversion: share of classes recovered", "<=",
          best=0.0, worst=1.0, thresholds=_t(0.5, 0.25, 0.1), value=_recovered_share,
          applies=lambda m: "classes_recovered" in m),
     Rule(_PRIV, "gain_over_baseline", "attribute inference: accuracy gain over the baseline guess", "<=",
-         best=0.0, worst=0.5, thresholds=_t(0.10, 0.05, 0.02)),
+         best=0.0, worst=0.5, thresholds=_t(0.10, 0.05, 0.02), interval=_ci("gain_ci95")),
     # confidentiality
     Rule(_CONF, "fidelity", "model extraction: agreement of the stolen copy at the query budget", "<=",
          best=0.0, worst=1.0, thresholds=_t(0.9, 0.8, 0.7)),
@@ -287,13 +322,19 @@ def _checks_of(finding: Finding, need: ProtectionNeed | None) -> list[tuple[Chec
             out.append((Check(finding.job_id, rule.metric, None, t, rule.comparison, None, why, None, finding.attack),
                         rule))  # fmt: skip
             continue
+        shown = _fmt(value)
+        ci = rule.interval(metrics) if rule.interval is not None and rule.comparison == "<=" else None
+        if ci is not None:  # judged on what the attack has shown at 95%, not on its luck
+            excess = rule.chance(metrics) if rule.chance is not None else 0.0
+            shown_low = min(value, max(ci[0] - excess, min(rule.best, value)))
+            if shown_low < value:
+                floor = f"; chance alone reaches {_fmt(rule.best + excess)} on this sample" if excess > 0 else ""
+                shown = f"{shown} (95% CI {_fmt(ci[0])}-{_fmt(ci[1])}{floor}, so at least {_fmt(shown_low)} shown)"
+                value = shown_low
         passed = rule.passes(value, gate_need)
         eps = _num(metrics.get("eps"))
         at = f" at eps={eps:g}" if eps is not None and rule.goal is Goal.INTEGRITY and "robust" in rule.metric else ""
-        why = (
-            f"{finding.attack}: {rule.label}{at} is {_fmt(value)}; "
-            f"{gate_need.value} need requires {rule.comparison} {_fmt(t)}"
-        )
+        why = f"{finding.attack}: {rule.label}{at} is {shown}; {gate_need.value} need requires {rule.comparison} {_fmt(t)}"
         out.append((Check(finding.job_id, rule.metric, value, t, rule.comparison, passed, why + suffix,
                           _floor(rule.score(value)), finding.attack), rule))  # fmt: skip
     if not out and finding.headline:

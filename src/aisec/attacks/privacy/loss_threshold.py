@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
-from aisec.attacks.privacy.metrics import membership_metrics
+from aisec.attacks.privacy.metrics import bootstrap_intervals, membership_metrics
 from aisec.core.goals import Capability, Goal, Knowledge
 from aisec.data.dataset import Dataset, Features
 from aisec.registry import register_attack
@@ -27,18 +27,20 @@ class LossThresholdConfig:
     calibration_fpr:
         The attacker sets its threshold at this quantile of the population's losses, so it expects
         this false-positive rate; the balanced accuracy is measured at that threshold.
+    n_bootstrap:
+        Bootstrap resamples for the 95% intervals of AUC and TPR at 1% / 0.1% FPR (the scorecard judges on them).
     batch_size:
         Inputs per query.
     """
 
     n_samples: int | None = 1000
     calibration_fpr: float = 0.05
+    n_bootstrap: int = 200
     batch_size: int = 512
 
     def __post_init__(self) -> None:
-        check_config(
-            self, "loss-threshold", unit=("calibration_fpr",), positive=("batch_size",), integer=("batch_size",)
-        )
+        ints = ("n_bootstrap", "batch_size")
+        check_config(self, "loss-threshold", unit=("calibration_fpr",), positive=ints, integer=ints)
         check_config(self, "loss-threshold", counts=("n_samples",))
 
 
@@ -59,7 +61,7 @@ class LossThreshold(Attack):
     the probability of each candidate's true label and calls it a member when the loss is below a
     threshold set on *population* data that it knows was not trained on (Ye et al. 2022,
     arXiv:2111.09679, attack P). Metrics follow Carlini et al. 2022 (arXiv:2112.03570): AUC and
-    the true-positive rate at 1% and 0.1% false-positive rate.
+    the true-positive rate at 1% and 0.1% false-positive rate, with bootstrap 95% intervals.
     """
 
     name = "loss-threshold"
@@ -86,6 +88,7 @@ class LossThreshold(Attack):
         loss_out = _losses(view, x_out, y_out, cfg.batch_size)
         ctx.step(total, total)
         metrics = membership_metrics(-loss_in, -loss_out)
+        metrics |= bootstrap_intervals(-loss_in, -loss_out, n_boot=cfg.n_bootstrap, seed=ctx.seed)
         threshold = float(np.quantile(pop, cfg.calibration_fpr)) if len(pop) else 0.0
         tpr = float((loss_in <= threshold).mean()) if len(loss_in) else 0.0
         fpr = float((loss_out <= threshold).mean()) if len(loss_out) else 0.0
