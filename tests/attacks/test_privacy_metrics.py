@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aisec.attacks.privacy.metrics import bootstrap_intervals, clopper_pearson, membership_metrics, roc_points
+from aisec.attacks.privacy.metrics import (
+    bootstrap_intervals,
+    clopper_pearson,
+    membership_metrics,
+    resolution_flags,
+    roc_points,
+)
 
 
 def test_every_distinct_low_fpr_point_of_a_small_sample_is_kept() -> None:
@@ -65,3 +71,12 @@ def test_the_clopper_pearson_interval_is_exact_at_the_edges_and_covers_the_propo
     assert lo[1] < 0.5 < hi[1] and hi[1] - lo[1] == pytest.approx(0.25, abs=0.02)
     wide, _ = clopper_pearson(np.array([32]), 64, confidence=0.99)
     assert wide[0] < lo[1]  # more confidence, a wider interval
+
+
+def test_a_sample_too_small_for_0_1pct_fpr_is_flagged_with_what_it_resolves() -> None:
+    rng = np.random.default_rng(2)
+    (flag,) = resolution_flags(membership_metrics(rng.normal(size=225), rng.normal(size=225)))
+    assert flag == (
+        "only 225 non-members: FPRs below 0.44% are not resolved, so TPR at 0.1% FPR is the TPR at zero false positives"
+    )
+    assert resolution_flags(membership_metrics(rng.normal(size=100), rng.normal(size=1000))) == []

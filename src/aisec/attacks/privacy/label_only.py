@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
-from aisec.attacks.privacy.metrics import bootstrap_intervals, membership_metrics
+from aisec.attacks.privacy.metrics import bootstrap_intervals, membership_metrics, resolution_flags
 from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.data.dataset import Dataset
 from aisec.errors import InputValidationError
@@ -135,11 +135,7 @@ class LabelOnly(Attack):
             "mean_score_non_members": float(s_out.mean()) if len(s_out) else 0.0,
             "queries_per_candidate": cfg.n_noise + 1,
         }
-        flags = []
-        if metrics["min_resolvable_fpr"] > 0.001:
-            flags.append(
-                f"only {len(y_out)} non-members: FPRs below {metrics['min_resolvable_fpr']:.2%} are not resolved"
-            )
+        flags = resolution_flags(metrics)
         summary = (
             f"label-only ({cfg.n_noise} noisy queries per point, sigma {cfg.sigma}): AUC {metrics['auc']:.3f}, "
             f"TPR {metrics['tpr_at_1pct_fpr']:.1%} at 1% FPR, balanced accuracy {metrics['balanced_accuracy']:.1%}"

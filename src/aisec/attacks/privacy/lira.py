@@ -10,12 +10,11 @@ import torch
 from scipy.stats import norm
 
 from aisec.attacks.base import AttackContext, AttackResult
-from aisec.attacks.privacy.metrics import bootstrap_intervals, membership_metrics
+from aisec.attacks.privacy.metrics import bootstrap_intervals, membership_metrics, resolution_flags
 from aisec.attacks.privacy.shadow_config import (
     ShadowAttackConfig,
     ShadowMembershipAttack,
     attacker_pool,
-    resolution_flags,
     shadow_evidence,
     train_shadows,
 )
@@ -145,7 +144,7 @@ class LiRA(ShadowMembershipAttack):
             "shadow_key": shadows.key,
             "attacker_pool_size": len(pool_y),
         }
-        flags = resolution_flags(metrics, len(y_out))
+        flags = resolution_flags(metrics)
         summary = (
             f"LiRA ({cfg.mode}, {cfg.variance} variance, {cfg.shadows} shadows): "
             f"TPR {metrics['tpr_at_0.1pct_fpr']:.1%} at 0.1% FPR "

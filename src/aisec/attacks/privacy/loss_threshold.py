@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
-from aisec.attacks.privacy.metrics import bootstrap_intervals, membership_metrics
+from aisec.attacks.privacy.metrics import bootstrap_intervals, membership_metrics, resolution_flags
 from aisec.core.goals import Capability, Goal, Knowledge
 from aisec.data.dataset import Dataset, Features
 from aisec.registry import register_attack
@@ -100,12 +100,7 @@ class LossThreshold(Attack):
             "mean_loss_members": float(loss_in.mean()) if len(loss_in) else 0.0,
             "mean_loss_non_members": float(loss_out.mean()) if len(loss_out) else 0.0,
         }
-        flags = []
-        if metrics["min_resolvable_fpr"] > 0.001:
-            flags.append(
-                f"only {len(y_out)} non-members: FPRs below {metrics['min_resolvable_fpr']:.2%} are not resolved, "
-                "so TPR at 0.1% FPR is the TPR at zero false positives"
-            )
+        flags = resolution_flags(metrics)
         summary = (
             f"loss threshold: AUC {metrics['auc']:.3f}, TPR {metrics['tpr_at_1pct_fpr']:.1%} at 1% FPR, "
             f"balanced accuracy {metrics['balanced_accuracy']:.1%} ({len(y_in)} members, {len(y_out)} non-members)"

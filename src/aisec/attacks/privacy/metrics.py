@@ -71,6 +71,16 @@ def membership_metrics(scores_in: np.ndarray, scores_out: np.ndarray, *, max_poi
     }
 
 
+def resolution_flags(metrics: dict[str, Any]) -> list[str]:
+    """A flag when the evaluation set (``metrics["n_non_members"]``) is too small to resolve 0.1% FPR."""
+    if metrics["min_resolvable_fpr"] <= 0.001:
+        return []
+    return [
+        f"only {metrics['n_non_members']} non-members: FPRs below {metrics['min_resolvable_fpr']:.2%} are not "
+        "resolved, so TPR at 0.1% FPR is the TPR at zero false positives"
+    ]
+
+
 def bootstrap_intervals(
     scores_in: np.ndarray, scores_out: np.ndarray, *, n_boot: int = 200, seed: int = 0, level: float = 0.95
 ) -> dict[str, list[float]]:

@@ -11,12 +11,11 @@ from scipy.special import expit
 
 from aisec.attacks.base import AttackContext, AttackResult, check_config
 from aisec.attacks.privacy.lira import _phi
-from aisec.attacks.privacy.metrics import bootstrap_intervals, membership_metrics
+from aisec.attacks.privacy.metrics import bootstrap_intervals, membership_metrics, resolution_flags
 from aisec.attacks.privacy.shadow_config import (
     ShadowAttackConfig,
     ShadowMembershipAttack,
     attacker_pool,
-    resolution_flags,
     shadow_evidence,
     train_shadows,
 )
@@ -188,7 +187,7 @@ class RMIA(ShadowMembershipAttack):
             "shadow_key": shadows.key,
             "attacker_pool_size": len(pool_y),
         }
-        flags = resolution_flags(metrics, len(y_out))
+        flags = resolution_flags(metrics)
         summary = (
             f"RMIA ({cfg.mode}, {cfg.shadows} reference models, {len(pop)} population points): "
             f"TPR {metrics['tpr_at_0.1pct_fpr']:.1%} at 0.1% FPR "

@@ -9,7 +9,7 @@ same recipe gives the same cache key and the three attacks share their cached sh
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
@@ -126,14 +126,4 @@ def shadow_evidence(shadows: ShadowSet) -> dict[str, np.ndarray]:
     }
 
 
-def resolution_flags(metrics: dict[str, Any], n_non_members: int) -> list[str]:
-    """A flag when the evaluation set is too small to resolve 0.1% FPR."""
-    if metrics["min_resolvable_fpr"] <= 0.001:
-        return []
-    return [
-        f"only {n_non_members} non-members: FPRs below {metrics['min_resolvable_fpr']:.2%} are not resolved, "
-        "so TPR at 0.1% FPR is the TPR at zero false positives"
-    ]
-
-
-__all__ = ["ShadowAttackConfig", "attacker_pool", "resolution_flags", "shadow_evidence", "train_shadows"]
+__all__ = ["ShadowAttackConfig", "attacker_pool", "shadow_evidence", "train_shadows"]

@@ -9,12 +9,11 @@ import numpy as np
 import torch
 
 from aisec.attacks.base import AttackContext, AttackResult
-from aisec.attacks.privacy.metrics import bootstrap_intervals, membership_metrics
+from aisec.attacks.privacy.metrics import bootstrap_intervals, membership_metrics, resolution_flags
 from aisec.attacks.privacy.shadow_config import (
     ShadowAttackConfig,
     ShadowMembershipAttack,
     attacker_pool,
-    resolution_flags,
     shadow_evidence,
     train_shadows,
 )
@@ -187,7 +186,7 @@ class ShadowModelAttack(ShadowMembershipAttack):
             "shadow_key": shadows.key,
             "attacker_pool_size": len(pool_y),
         }
-        flags = resolution_flags(metrics, len(y_out))
+        flags = resolution_flags(metrics)
         if cfg.per_class and len(models) < n_classes:
             flags.append(f"{n_classes - len(models)} classes had no in/out answers to learn from: scored 0.5")
         summary = (
