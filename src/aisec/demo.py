@@ -174,7 +174,14 @@ class DemoCase:
 
 
 def demo_specs(out: Path, *, sms_path: str | Path | None = None, seed: int = 0) -> list[DemoCase]:
-    """Train or load the demo models and write one spec file per model into ``out``."""
+    """Train or load the demo models and write one spec file per model into ``out``.
+
+    Without ``sms_path`` the SMS Spam Collection is looked for where :func:`aisec.data.find_sms_spam` looks, and the
+    spam-filter demo is skipped when it is not there; a ``sms_path`` that is not a file is a :class:`ConfigError`.
+    """
+    if sms_path is not None and not Path(sms_path).is_file():  # before any training: nothing to wait for
+        raise ConfigError(f"--sms: no SMS Spam Collection file at {sms_path}")
+    sms = find_sms_spam(sms_path)
     out.mkdir(parents=True, exist_ok=True)
     raw: list[dict[str, Any]] = [
         {
@@ -208,7 +215,6 @@ def demo_specs(out: Path, *, sms_path: str | Path | None = None, seed: int = 0) 
             "attacks": "auto",
         },
     ]
-    sms = find_sms_spam(sms_path)
     if sms is not None and sms.is_file():
         raw.append(
             {

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 import aisec
 import aisec.cli.main
 from aisec.assess.runner import read_findings, run_assessment
-from aisec.cli.main import app
+from aisec.cli.main import app, spam_skipped
 from aisec.core.config import load_spec
 from aisec.registry import attacks as registered_attacks
 
@@ -124,6 +124,10 @@ def _resume_changed(d: Path, m: Models) -> list[Any]:
     return [first_run_then_edit, ["assess", spec, "--out", d / "run", "--resume", "--no-progress"]]
 
 
+def _demo_sms_missing(d: Path, m: Models) -> list[Any]:
+    return [["demo", "--sms", d / "nope.txt", "--out", d / "run", "--no-progress"]]
+
+
 BAD: dict[str, tuple[Case, tuple[str, ...]]] = {
     # case: (how to build it, what the one error line must say)
     "missing-spec": (_missing_spec, ("spec file not found", "missing.yaml")),
@@ -137,6 +141,7 @@ BAD: dict[str, tuple[Case, tuple[str, ...]]] = {
     "pickled-untrusted": (_pickled_untrusted, ("digits_cnn_pickled.pt", "runs code", "trust")),
     "report-not-a-run": (_report_not_a_run, ("notes", "not a run folder")),
     "resume-spec-changed": (_resume_changed, ("spec differs", "without --resume")),
+    "demo-sms-missing": (_demo_sms_missing, ("--sms", "no SMS Spam Collection file at", "nope.txt")),
 }
 
 
@@ -205,6 +210,17 @@ def test_a_target_that_cannot_run_writes_no_findings(case: str, outcomes: dict[s
     run_dir = _out_dir(result)
     assert not (run_dir / "results.jsonl").exists()
     assert not (run_dir / "report.html").exists()
+
+
+def test_a_demo_with_a_wrong_sms_path_trains_nothing(outcomes: dict[str, Result]) -> None:
+    assert not _out_dir(outcomes["demo-sms-missing"]).exists()  # refused before any model or spec is made
+
+
+def test_the_demo_says_when_it_skips_the_spam_filter() -> None:
+    assert spam_skipped(["demo-digits", "demo-cancer", "demo-spam"]) is None
+    note = spam_skipped(["demo-digits", "demo-cancer"])
+    assert note is not None and note.startswith("the spam-filter demo is skipped")
+    assert "../shared/data/sms_spam/SMSSpamCollection" in note and note.endswith("pass --sms PATH")
 
 
 def test_unreachable_url_fails_fast(outcomes: dict[str, Result]) -> None:

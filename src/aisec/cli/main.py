@@ -153,6 +153,16 @@ def assess(
         raise typer.Exit(gate_command(run_dir, fail_on, console=console))
 
 
+def spam_skipped(names: list[str]) -> str | None:
+    """The line ``aisec demo`` prints when the spam-filter demo did not run (no SMS Spam Collection found)."""
+    if "demo-spam" in names:
+        return None
+    from aisec.data.loaders import SMS_SPAM_CANDIDATES
+
+    looked = ", ".join(map(str, SMS_SPAM_CANDIDATES))
+    return f"the spam-filter demo is skipped: no SMS Spam Collection at {looked} (from this folder); pass --sms PATH"
+
+
 @app.command()
 @friendly
 def demo(
@@ -165,6 +175,8 @@ def demo(
 
     with console.status("training or loading the demo models..."):
         cases = demo_specs(out, sms_path=sms)
+    if (note := spam_skipped([case.spec.name for case in cases])) is not None:
+        console.print(note, soft_wrap=True, markup=False)
     for case in cases:
         run_dir = _assess(case.spec_path, case.spec, out / case.spec.name, False, progress and sys.stderr.isatty())
         console.print(goal_table(run_dir, f"{case.spec.name}: per security goal"))
