@@ -94,10 +94,15 @@ def test_white_box_assess_prints_the_goal_table(runs: dict[str, tuple[Result, Pa
     assert "cli-digits: per security goal" in result.stdout
     rows = _table_rows(result.stdout)
     assert set(rows) == {g.value for g in Goal}, result.stdout
-    assert rows["integrity"][1:3] == ["high", "assessed"]
-    assert rows["privacy"][1:3] == ["normal", "assessed"]
-    assert rows["availability"][1:3] == ["-", "not requested"]
-    assert "robust accuracy" in rows["integrity"][4]
+    # the verdict and score are the scorecard's, as report.json has them
+    card = {g["goal"]: g for g in _json(run_dir / "report.json")["scorecard"]["goals"]}
+    for goal in ("integrity", "privacy"):
+        assert rows[goal][1:5] == [{"integrity": "high", "privacy": "normal"}[goal], "assessed",
+                                   f"{card[goal]['score']:.0f}", card[goal]["verdict"]]  # fmt: skip
+    assert rows["availability"][1:5] == ["-", "not requested", "-", "not requested"]
+    assert "robust accuracy" in rows["integrity"][5]
+    overall = "pass" if all(card[g]["verdict"] in ("pass", "not requested") for g in card) else "fail"
+    assert f"overall: {overall}" in result.stdout
     assert str(run_dir / "report.html") in result.stdout
 
 
@@ -138,4 +143,4 @@ def test_black_box_auto_plan_skips_fgsm(runs: dict[str, tuple[Result, Path]]) ->
     integrity = [f for f in findings if f.goal is Goal.INTEGRITY]
     assert integrity and not any(Capability.GRADIENTS in get_attack(f.attack).needs for f in integrity)
     assert rows["integrity"][1] == "high"
-    assert rows["privacy"][2] == "assessed"
+    assert rows["privacy"][2] == "assessed" and rows["privacy"][4] in ("pass", "fail")

@@ -191,3 +191,20 @@ def test_the_run_is_scored_by_the_scoring_rules(tmp_path: Path) -> None:
     digest = digest_run(_run_folder(tmp_path / "run", needs, findings))
     assert digest.scorecard == score_findings(findings, needs)
     assert digest.score("privacy") is not None
+
+
+def test_the_worst_result_is_the_finding_whose_check_sets_the_goal_score(tmp_path: Path) -> None:
+    # headlines of different attacks are different metrics: a property-inference meta accuracy of 1.0 (no rule, not
+    # gated) or a larger AUC whose interval shows less must not stand for a goal that a TPR at low FPR fails
+    prop = Finding(job_id="prop", attack="property-inference", goal=Goal.PRIVACY, knowledge=Knowledge.GREY_BOX,
+                   output=OutputKind.PROBABILITIES, metrics={"meta_accuracy": 1.0}, headline="meta_accuracy",
+                   worse_when="higher", summary="meta-classifier accuracy 1.0")  # fmt: skip
+    wide = _membership("wide", 0.60)
+    wide.metrics["auc_ci95"] = [0.45, 0.75]  # judged on 0.45: nothing shown
+    leaky = _membership("leaky", 0.55)
+    leaky.metrics["tpr_at_0.1pct_fpr"] = 0.2
+    rows = _rows(_run_folder(tmp_path / "run", {"privacy": "high"}, [prop, wide, leaky]))
+    assert rows["privacy"].worst_job == "leaky" and rows["privacy"].headline() == "auc 0.550 (leaky)"
+    # no check scored (only an ungated finding): the worst headline stands in
+    rows = _rows(_run_folder(tmp_path / "alone", {"privacy": "high"}, [prop]))
+    assert rows["privacy"].worst_job == "prop"

@@ -59,24 +59,11 @@ def friendly(fn: F) -> F:
 
 
 def goal_table(run_dir: Path, title: str) -> Table:
-    """The per-goal table of a run folder."""
+    """The scorecard table of a run folder (:func:`aisec.cli.report_cmd.scorecard_table`)."""
+    from aisec.cli.report_cmd import scorecard_table
     from aisec.report import digest_run
 
-    digest = digest_run(run_dir)
-    table = Table(title=title, title_justify="left")
-    for col in ("goal", "need", "status", "findings", "worst result"):
-        table.add_column(col)
-    colors = {"assessed": "cyan", "not assessed": "yellow", "failed": "red", "not requested": "dim"}
-    for row in digest.goals:
-        color = colors.get(row.status, "white")
-        table.add_row(
-            row.goal,
-            row.need or "-",
-            f"[{color}]{row.status}[/{color}]",
-            str(row.findings) + (f" ({row.errors} failed)" if row.errors else ""),
-            row.headline(),
-        )
-    return table
+    return scorecard_table(digest_run(run_dir), title)
 
 
 def _assess(

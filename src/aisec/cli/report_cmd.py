@@ -14,12 +14,23 @@ from rich.table import Table
 
 from aisec.report.digest import Digest
 
-_VERDICT_COLORS = {"pass": "green", "fail": "red", "not assessed": "yellow", "not requested": "dim"}
+_VERDICT_COLORS = {
+    "pass": "green",
+    "fail": "red",
+    "not assessed": "yellow",
+    "not requested": "dim",
+    "not scored": "dim",
+}
 
 
 def scorecard_table(digest: Digest, title: str) -> Table:
-    """Per goal: need, status, score, verdict and the worst result."""
-    table = Table(title=title, title_justify="left")
+    """Per goal: need, status, score, verdict and the worst result (the finding whose check sets the score); the
+    overall verdict as its caption. ``aisec assess``, ``aisec demo`` and ``aisec report`` print it."""
+    overall = {True: "pass", False: "fail", None: "not scored"}[digest.passed]
+    color = _VERDICT_COLORS[overall]
+    why = " (a goal misses its protection need or was not assessed)" if overall == "fail" else ""
+    table = Table(title=title, title_justify="left", caption=f"overall: [{color}]{overall}[/{color}]{why}",
+                  caption_justify="left")  # fmt: skip
     for col in ("goal", "need", "status", "score", "verdict", "worst result"):
         table.add_column(col)
     for row in digest.goals:

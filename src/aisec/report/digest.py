@@ -130,7 +130,9 @@ def _scorecard_dict(card: Scorecard | None) -> dict[str, Any] | None:
     }
 
 
-def _worst(findings: list[Finding]) -> Finding | None:
+def _worst(findings: list[Finding], score: GoalScore | None = None) -> Finding | None:
+    """The finding a goal's row names: the one whose check sets the goal's score (its weakest), or, where no check
+    scored, the worst headline value (headlines of different attacks are different metrics, so only a fallback)."""
     scored = [
         f
         for f in findings
@@ -139,6 +141,11 @@ def _worst(findings: list[Finding]) -> Finding | None:
         and f.worse_when is not None
         and isinstance(f.metrics.get(f.headline), int | float)
     ]
+    checks = [c for c in score.checks if c.score is not None] if score is not None else []
+    if checks:
+        weakest = min(c.score for c in checks if c.score is not None)
+        jobs = {c.job_id for c in checks if c.score == weakest}
+        scored = [f for f in scored if f.job_id in jobs] or scored
     if not scored:
         return None
 
@@ -202,6 +209,7 @@ def digest_run(run_dir: str | Path, *, scorecard: Scorecard | None = None) -> Di
     run = json.loads(meta_path.read_text(encoding="utf-8"))
     findings = read_findings(run_dir)
     needs: dict[str, str] = run.get("threat_model", {}).get("needs", {})
+    card = scorecard if scorecard is not None else scorecard_for(findings, needs)
     rows = []
     for goal in Goal:
         mine = [f for f in findings if f.goal is goal]
@@ -215,7 +223,7 @@ def digest_run(run_dir: str | Path, *, scorecard: Scorecard | None = None) -> Di
             status = "failed"
         else:
             status = "assessed"
-        worst = _worst(mine)
+        worst = _worst(mine, card.goal(goal))
         rows.append(
             GoalRow(
                 goal=goal.value,
@@ -229,7 +237,6 @@ def digest_run(run_dir: str | Path, *, scorecard: Scorecard | None = None) -> Di
                 worst_summary=worst.summary if worst else "",
             )
         )
-    card = scorecard if scorecard is not None else scorecard_for(findings, needs)
     top, every = _fixes(card)
     return Digest(
         name=str(run.get("name", run_dir.name)),

@@ -241,7 +241,8 @@ class DPAudit(Attack):
         s_in, s_out = lira.arrays["scores_members"], lira.arrays["scores_non_members"]
         best = epsilon_lower_bound(s_in, s_out, delta=delta, confidence=cfg.confidence)
         held = holdout_lower_bound(s_in, s_out, delta=delta, confidence=cfg.confidence, seed=ctx.seed)
-        keep = ("auc", "tpr_at_1pct_fpr", "tpr_at_0.1pct_fpr", "auc_ci95", "min_resolvable_fpr", "roc_fpr", "roc_tpr")
+        # LiRA's membership figures with their intervals and sample sizes: the scorecard judges them as in lira's finding
+        keep = [k for k in lira.metrics if k.startswith(("auc", "tpr_at_", "n_", "min_resolvable", "roc_"))]
         metrics: dict[str, Any] = {k: lira.metrics[k] for k in keep if k in lira.metrics}
         metrics |= {
             "epsilon_lower_bound": best.epsilon,
