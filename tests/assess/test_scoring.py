@@ -197,6 +197,13 @@ def test_checks_with_intervals_are_judged_on_what_they_show() -> None:
     assert score_findings([f], {"privacy": "very-high"}).goal("privacy").checks[0].passed is False
 
 
+def test_a_label_flip_finding_is_judged_on_its_accuracy_drop_only() -> None:
+    # it has a poison fraction but no attack success rate: no backdoor check that "did not run"
+    f = finding("label-flip", "integrity", {"accuracy_drop": 0.08, "poison_fraction": 0.2, "clean_accuracy": 0.98})
+    checks = score_findings([f], {"integrity": "high"}).goal("integrity").checks
+    assert [(c.metric, c.passed) for c in checks] == [("accuracy_drop", False)]
+
+
 def test_extraction_that_never_reaches_90pct_passes_that_check() -> None:
     f = finding("knockoff", "confidentiality", {"fidelity": 0.6, "queries": 5000, "queries_to_90pct_fidelity": None})
     row = score_findings([f], {"confidentiality": "very-high"}).goal("confidentiality")

@@ -221,7 +221,8 @@ RULES: tuple[Rule, ...] = (
          best=0.0, worst=1.0, thresholds=_t(0.3, 0.15, 0.05)),
     Rule(_INT, "backdoor_success_rate", "attack success rate of a poisoning / backdoor attack", "<=",
          best=0.0, worst=1.0, thresholds=_t(0.2, 0.1, 0.05),
-         value=lambda m: _num(m.get("attack_success_rate")), applies=lambda m: "poison_fraction" in m),
+         value=lambda m: _num(m.get("attack_success_rate")),
+         applies=lambda m: "poison_fraction" in m and "attack_success_rate" in m),
     Rule(_INT, "accuracy_drop", "test accuracy lost to poisoned training data (label flipping)", "<=",
          best=0.0, worst=0.5, thresholds=_t(0.05, 0.02, 0.01)),
     Rule(_INT, "dangerous", "dangerous constructs in the model file (model-scan)", "<=",
@@ -247,6 +248,8 @@ RULES: tuple[Rule, ...] = (
     # confidentiality
     Rule(_CONF, "fidelity", "model extraction: agreement of the stolen copy at the query budget", "<=",
          best=0.0, worst=1.0, thresholds=_t(0.9, 0.8, 0.7)),
+    Rule(_CONF, "top_k_overlap", "model extraction: share of the model's top-k features (words) recovered", "<=",
+         best=0.0, worst=1.0, thresholds=_t(0.5, 0.3, 0.1)),
     Rule(_CONF, "queries_to_90pct_fidelity", "model extraction: queries until the copy agrees on 90%", ">=",
          best=1e6, worst=10.0, thresholds=_t(1e3, 1e4, 1e5), log=True),
     # availability
