@@ -135,15 +135,25 @@ def digits_cnn(seed: int = 0) -> Path:
     return _cached_torch("digits-cnn", recipe, build, torch.zeros(1, 1, 8, 8))
 
 
+CANCER_RECIPE: dict[str, Any] = {"hidden": [128, 128], "epochs": 300, "lr": 3e-3, "batch_size": 32}
+"""How the demo's breast-cancer MLP is trained; its spec declares it (``target.recipe``), so the shadow-model attacks
+train shadows like it, as the grey-box attacker of Carlini et al. 2022 does."""
+
+
 def cancer_mlp(seed: int = 0) -> Path:
     """TorchScript file of the demo's breast-cancer MLP (trained long enough to overfit a little)."""
-    recipe = {"epochs": 300, "lr": 3e-3, "batch_size": 32, "hidden": 128, "seed": seed}
+    recipe = {"epochs": 300, "lr": 3e-3, "batch_size": 32, "hidden": 128, "seed": seed}  # the cache key, as before
     data = load_breast_cancer(seed=seed)
 
     def build() -> nn.Module:
         torch.manual_seed(seed)
-        model = nn.Sequential(nn.Linear(30, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 2))
-        return train_classifier(model, data, epochs=300, lr=3e-3, batch_size=32, seed=seed)
+        sizes = [30, *CANCER_RECIPE["hidden"], 2]
+        layers: list[nn.Module] = []
+        for i in range(len(sizes) - 1):
+            layers += [nn.Linear(sizes[i], sizes[i + 1])] + ([nn.ReLU()] if i < len(sizes) - 2 else [])
+        model = nn.Sequential(*layers)
+        return train_classifier(model, data, epochs=CANCER_RECIPE["epochs"], lr=CANCER_RECIPE["lr"],
+                                batch_size=CANCER_RECIPE["batch_size"], seed=seed)  # fmt: skip
 
     return _cached_torch("cancer-mlp", recipe, build, torch.zeros(1, 30))
 
@@ -203,7 +213,7 @@ def demo_specs(out: Path, *, sms_path: str | Path | None = None, seed: int = 0) 
         },
         {
             "name": "demo-cancer",
-            "target": {"kind": "torch", "path": str(cancer_mlp(seed))},
+            "target": {"kind": "torch", "path": str(cancer_mlp(seed)), "recipe": CANCER_RECIPE},
             "data": {"kind": "breast_cancer", "seed": seed},
             "threat_model": {
                 "knowledge": "white-box",

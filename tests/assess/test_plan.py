@@ -122,3 +122,24 @@ def test_an_eps_grid_is_not_overwritten_by_the_threat_models_epsilon(digits_targ
     jobs = {j.attack: j.params for j in make_plan(spec, digits_target, load_digits()).jobs}
     assert jobs["pgd"]["eps"] == 0.25
     assert jobs["robust-eval"]["eps"] is None  # it builds its grid around the threat model's epsilon itself
+
+
+def test_the_targets_recipe_fills_the_shadow_attacks_unset_fields(digits_target: TorchTarget) -> None:
+    recipe = {"hidden": [128, 128], "epochs": 300, "lr": 0.003, "batch_size": 32}
+    attacks = [{"name": "lira", "epochs": 50}, {"name": "shokri"}, {"name": "rmia"}, {"name": "property-inference"},
+               {"name": "dp-audit"}, {"name": "loss-threshold"}]  # fmt: skip
+    spec = parse_spec(
+        _spec(target={"kind": "torch", "path": "m.pt", "recipe": recipe}, attacks=attacks,
+              threat_model={"knowledge": "grey-box", "needs": {"privacy": "high"}})
+    )  # fmt: skip
+    params = {j.attack: j.params for j in make_plan(spec, digits_target, load_digits()).jobs}
+    assert params["lira"]["epochs"] == 50 and params["lira"]["hidden"] == (128, 128)  # its own epochs win
+    for name in ("shokri", "rmia", "property-inference"):
+        got = tuple(params[name][k] for k in ("hidden", "epochs", "lr", "batch_size"))
+        assert got == ((128, 128), 300, 0.003, 32), name
+    assert params["dp-audit"]["lira"] == recipe  # the LiRA that dp-audit runs
+    assert params["loss-threshold"]["batch_size"] == 512  # a query batch, not a training one: untouched
+    with pytest.raises(ConfigError, match="recipe"):
+        parse_spec(_spec(target={"kind": "torch", "path": "m.pt", "recipe": {"hidden": []}}))
+    with pytest.raises(ConfigError, match="recipe"):
+        parse_spec(_spec(target={"kind": "torch", "path": "m.pt", "recipe": {"optimizer": "sgd"}}))

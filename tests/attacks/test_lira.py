@@ -14,6 +14,7 @@ from aisec.attacks.privacy import lira as _lira  # noqa: F401  (registers the at
 from aisec.attacks.privacy.lira import LiRA, LiRAConfig, lira_scores
 from aisec.attacks.privacy.loss_threshold import LossThreshold
 from aisec.attacks.privacy.recipe import TrainingRecipe, train_mlp
+from aisec.attacks.privacy.shadow_config import shadow_recipe
 from aisec.data import Dataset
 from aisec.errors import AccessDeniedError, ConfigError
 from aisec.registry import attacks
@@ -156,3 +157,23 @@ def test_lira_is_not_weaker_than_the_loss_threshold_on_average(overfit: tuple[To
     loss = LossThreshold(n_samples=None).run(target.view("black-box", "probabilities"), data, AttackContext(seed=0))
     # measured: LiRA offline 0.70-0.87, loss threshold 0.69-0.76 on the same targets
     assert np.mean([f.metrics["auc"] for f in lira]) > loss.metrics["auc"] - 0.05
+
+
+def test_a_white_box_view_gives_the_shadows_the_targets_widths(overfit: tuple[TorchTarget, Dataset, Dataset]) -> None:
+    target, data, _ = overfit  # an MLP 64-64-10
+    pool = torch.zeros(4, 1, 8, 8)
+    white, grey = target.view("white-box", "probabilities"), target.view("grey-box", "probabilities")
+    recipe, notes = shadow_recipe(LiRAConfig(), white, pool)
+    assert recipe.hidden == (64,) and notes == []
+    recipe, notes = shadow_recipe(LiRAConfig(hidden=(256, 256)), white, pool)
+    assert recipe.hidden == (64,) and notes == [
+        "hidden [256, 256] ignored: the shadows copy the target's layer widths [64]"
+    ]
+    # grey-box: the widths are the attacker's assumption, and the finding says when it is only the default
+    recipe, notes = shadow_recipe(LiRAConfig(hidden=(256, 256)), grey, pool)
+    assert recipe.hidden == (256, 256) and notes == []
+    recipe, (note,) = shadow_recipe(LiRAConfig(), grey, pool)
+    assert recipe.hidden == (64,) and note.startswith("the shadows assume the default recipe (hidden [64], 20 epochs")
+    found = LiRA(shadows=2, n_samples=20, epochs=2).run(grey, data, AttackContext(seed=0))
+    assert any(f.startswith("the shadows assume the default recipe (hidden [64], 2 epochs") for f in found.flags)
+    assert found.metrics["shadow_hidden"] == [64]

@@ -110,12 +110,25 @@ def why_not(
     return None
 
 
-def _params(cls: type[Attack], given: Mapping[str, Any], threat: ThreatModel) -> dict[str, Any]:
+RECIPE_FIELDS = frozenset({"hidden", "epochs", "lr", "batch_size", "weight_decay"})
+"""A config with all of these trains shadows with the target's recipe (``target.recipe`` fills them in)."""
+
+
+def _params(
+    cls: type[Attack], given: Mapping[str, Any], threat: ThreatModel, recipe: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     params = dict(given)
+    declared = dataclasses.fields(cls.Config)
+    fields = {f.name for f in declared}
     # a scalar eps takes the threat model's epsilon; a grid (a tuple) derives its own from the threat model
-    scalar = {f.name for f in dataclasses.fields(cls.Config) if not str(f.type).startswith(("tuple", "list"))}
+    scalar = {f.name for f in declared if not str(f.type).startswith(("tuple", "list"))}
     if threat.epsilon is not None and "eps" in scalar and "eps" not in params:
         params["eps"] = threat.epsilon
+    if recipe:  # the spec's training recipe, where the attack's own parameters leave a field unset
+        if fields >= RECIPE_FIELDS:
+            params = {**recipe, **params}
+        elif "lira" in fields:  # dp-audit: the recipe of the LiRA it runs
+            params["lira"] = {**recipe, **dict(params.get("lira") or {})}
     return dataclasses.asdict(cls.config_from(params))
 
 
@@ -142,7 +155,7 @@ def make_plan(spec: Spec, target: Target, data: Dataset, *, can_retrain: bool | 
         if spec.attacks == "auto" and cls.goal not in threat.needs:
             skipped.append(Skipped(cls.name, f"no protection need declared for {cls.goal.value}"))
             continue
-        params = _params(cls, given, threat)
+        params = _params(cls, given, threat, spec.target.recipe.given() if spec.target.recipe else None)
         reason = why_not(cls, threat, target, data, can_retrain=can_retrain, params=params)
         if reason is not None:
             if spec.attacks != "auto":

@@ -29,6 +29,31 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class RecipeSpec(_Strict):
+    """How the target was trained, as a grey-box attacker knows it (an MLP on flattened inputs, Adam).
+
+    The shadow-model attacks (``lira``, ``rmia``, ``shokri``, ``dp-audit``, ``property-inference``) train their
+    shadows with it wherever their own parameters leave a field unset.
+    """
+
+    hidden: list[int] | None = Field(None, description="Widths of the hidden ReLU layers.")
+    epochs: int | None = Field(None, ge=1)
+    lr: float | None = Field(None, gt=0, description="Adam's learning rate.")
+    batch_size: int | None = Field(None, ge=1)
+    weight_decay: float | None = Field(None, ge=0)
+
+    @field_validator("hidden")
+    @classmethod
+    def _widths(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (not v or any(w < 1 for w in v)):
+            raise ValueError("expected a list of positive layer widths")
+        return v
+
+    def given(self) -> dict[str, Any]:
+        """The fields that are set."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
 class TargetSpec(_Strict):
     """What is under test."""
 
@@ -63,6 +88,9 @@ class TargetSpec(_Strict):
             "Training recipe for poisoning attacks: 'package.module:function' taking (x, y, seed) and returning "
             "a trained torch model. sklearn targets need none: aisec clones and refits the estimator."
         ),
+    )
+    recipe: RecipeSpec | None = Field(
+        None, description="How the target was trained (hidden widths, epochs, lr, batch size): shadow models copy it."
     )
 
     @model_validator(mode="after")

@@ -242,7 +242,9 @@ class DPAudit(Attack):
         best = epsilon_lower_bound(s_in, s_out, delta=delta, confidence=cfg.confidence)
         held = holdout_lower_bound(s_in, s_out, delta=delta, confidence=cfg.confidence, seed=ctx.seed)
         # LiRA's membership figures with their intervals and sample sizes: the scorecard judges them as in lira's finding
-        keep = [k for k in lira.metrics if k.startswith(("auc", "tpr_at_", "n_", "min_resolvable", "roc_"))]
+        keep = [
+            k for k in lira.metrics if k.startswith(("auc", "tpr_at_", "n_", "min_resolvable", "roc_", "shadow_hid"))
+        ]
         metrics: dict[str, Any] = {k: lira.metrics[k] for k in keep if k in lira.metrics}
         metrics |= {
             "epsilon_lower_bound": best.epsilon,
@@ -256,7 +258,7 @@ class DPAudit(Attack):
         }
         if known:
             metrics["accountant"] = str(known.get("accountant", ""))
-        flags = []
+        flags = list(lira.flags)  # what LiRA's finding would say: the sample's resolution, the shadows' recipe
         if acc_eps is not None and best.epsilon > acc_eps:
             flags.append(
                 f"the empirical lower bound {best.epsilon:.2f} exceeds the accountant's epsilon {acc_eps:.2f}: "

@@ -16,6 +16,7 @@ from aisec.attacks.privacy.shadow_config import (
     ShadowMembershipAttack,
     attacker_pool,
     shadow_evidence,
+    shadow_recipe,
     train_shadows,
 )
 from aisec.attacks.privacy.shadows import stacked_phi, true_class_logit
@@ -125,7 +126,8 @@ class LiRA(ShadowMembershipAttack):
         total = len(cand) + 1
         phi_t = np.concatenate([_phi(view, x, y, cfg.batch_size_queries) for x, y in ((x_in, y_in), (x_out, y_out))])
         ctx.step(1, total)
-        shadows = train_shadows(cfg, view, ctx, pool_x, pool_y)
+        recipe, notes = shadow_recipe(cfg, view, pool_x)
+        shadows = train_shadows(cfg, view, ctx, pool_x, pool_y, recipe)
         cand_t = torch.as_tensor(cand, dtype=torch.long)
         phi_s = stacked_phi(shadows.model, pool_x[cand_t], pool_y[cand_t])
         in_mask = shadows.in_mask[:, cand_t].numpy()
@@ -141,10 +143,11 @@ class LiRA(ShadowMembershipAttack):
             "mode": cfg.mode,
             "variance": cfg.variance,
             "n_shadows": cfg.shadows,
+            "shadow_hidden": list(recipe.hidden),
             "shadow_key": shadows.key,
             "attacker_pool_size": len(pool_y),
         }
-        flags = resolution_flags(metrics)
+        flags = resolution_flags(metrics) + notes
         summary = (
             f"LiRA ({cfg.mode}, {cfg.variance} variance, {cfg.shadows} shadows): "
             f"TPR {metrics['tpr_at_0.1pct_fpr']:.1%} at 0.1% FPR "

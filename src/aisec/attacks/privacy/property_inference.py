@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 from typing import Any
 
@@ -13,6 +12,7 @@ from torch import nn
 from aisec.attacks.base import Attack, AttackContext, AttackResult
 from aisec.attacks.privacy.metrics import clopper_pearson
 from aisec.attacks.privacy.property_config import PropertyInferenceConfig
+from aisec.attacks.privacy.recipe import mlp_layers
 from aisec.attacks.privacy.shadow_config import attacker_pool
 from aisec.attacks.privacy.stacked import StackedMLP, train_stacked
 from aisec.core.goals import Capability, Goal, Knowledge, Modality
@@ -20,26 +20,6 @@ from aisec.data.dataset import Dataset
 from aisec.errors import InputValidationError
 from aisec.registry import register_attack
 from aisec.targets.base import TargetView
-
-_MLP_PARTS = (nn.Linear, nn.ReLU, nn.Flatten, nn.Identity, nn.Dropout)
-
-
-def mlp_layers(module: Any, in_features: int, n_classes: int) -> list[nn.Linear] | None:
-    """The linear layers of an MLP-like torch model (Linear / ReLU / Flatten / Dropout only), else ``None``."""
-    if not isinstance(module, nn.Module):
-        return None
-    leaves = [m for m in module.modules() if not list(m.children())]
-    if not leaves or any(not isinstance(m, _MLP_PARTS) for m in leaves):
-        return None
-    linears = [m for m in leaves if isinstance(m, nn.Linear)]
-    relus = sum(isinstance(m, nn.ReLU) for m in leaves)
-    if len(linears) < 2 or relus != len(linears) - 1 or linears[0].in_features != in_features:
-        return None
-    if linears[-1].out_features != n_classes or any(
-        a.out_features != b.in_features for a, b in itertools.pairwise(linears)
-    ):
-        return None
-    return linears
 
 
 def neuron_summary(weights: list[torch.Tensor], biases: list[torch.Tensor]) -> np.ndarray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -85,3 +86,24 @@ def train_mlp(
             loss.backward()
             opt.step()
     return net.eval()
+
+
+_MLP_PARTS = (nn.Linear, nn.ReLU, nn.Flatten, nn.Identity, nn.Dropout)
+
+
+def mlp_layers(module: Any, in_features: int, n_classes: int) -> list[nn.Linear] | None:
+    """The linear layers of an MLP-like torch model (Linear / ReLU / Flatten / Dropout only), else ``None``."""
+    if not isinstance(module, nn.Module):
+        return None
+    leaves = [m for m in module.modules() if not list(m.children())]
+    if not leaves or any(not isinstance(m, _MLP_PARTS) for m in leaves):
+        return None
+    linears = [m for m in leaves if isinstance(m, nn.Linear)]
+    relus = sum(isinstance(m, nn.ReLU) for m in leaves)
+    if len(linears) < 2 or relus != len(linears) - 1 or linears[0].in_features != in_features:
+        return None
+    if linears[-1].out_features != n_classes or any(
+        a.out_features != b.in_features for a, b in itertools.pairwise(linears)
+    ):
+        return None
+    return linears

@@ -17,6 +17,7 @@ from aisec.attacks.privacy.shadow_config import (
     ShadowMembershipAttack,
     attacker_pool,
     shadow_evidence,
+    shadow_recipe,
     train_shadows,
 )
 from aisec.attacks.privacy.shadows import stacked_phi
@@ -158,7 +159,8 @@ class RMIA(ShadowMembershipAttack):
         phi_t = np.concatenate([_phi(view, x, y, q) for x, y in ((x_in, y_in), (x_out, y_out))])
         phi_tz = _phi(view, pool_x[z_idx], pool_y[z_idx], q)
         ctx.step(1, total)
-        shadows = train_shadows(cfg, view, ctx, pool_x, pool_y)
+        recipe, notes = shadow_recipe(cfg, view, pool_x)
+        shadows = train_shadows(cfg, view, ctx, pool_x, pool_y, recipe)
         cand_t = torch.as_tensor(cand, dtype=torch.long)
         p_ref = _true_prob(stacked_phi(shadows.model, pool_x[cand_t], pool_y[cand_t]))
         p_ref_z = _true_prob(stacked_phi(shadows.model, pool_x[z_idx], pool_y[z_idx]))
@@ -183,11 +185,12 @@ class RMIA(ShadowMembershipAttack):
             "balanced_accuracy": 0.5 * (tpr + 1.0 - fpr),
             "mode": cfg.mode,
             "n_shadows": cfg.shadows,
+            "shadow_hidden": list(recipe.hidden),
             "n_population": len(pop),
             "shadow_key": shadows.key,
             "attacker_pool_size": len(pool_y),
         }
-        flags = resolution_flags(metrics)
+        flags = resolution_flags(metrics) + notes
         summary = (
             f"RMIA ({cfg.mode}, {cfg.shadows} reference models, {len(pop)} population points): "
             f"TPR {metrics['tpr_at_0.1pct_fpr']:.1%} at 0.1% FPR "

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from aisec.attacks.base import Attack, AttackContext, check_config
-from aisec.attacks.privacy.recipe import TrainingRecipe
+from aisec.attacks.privacy.recipe import TrainingRecipe, mlp_layers
 from aisec.attacks.privacy.shadows import ShadowSet, shadow_models
 from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.data.dataset import Dataset
@@ -85,11 +85,12 @@ class ShadowAttackConfig:
             object.__setattr__(self, "hidden", tuple(self.hidden))
         self.recipe()  # checks the recipe's fields
 
-    def recipe(self) -> TrainingRecipe:
-        """The training recipe the attacker assumes (the same for every shadow attack, so shadows are shared)."""
-        hidden = self.hidden if self.hidden is not None else (64,)
+    def recipe(self, hidden: tuple[int, ...] | None = None) -> TrainingRecipe:
+        """The training recipe the attacker assumes (the same for every shadow attack, so shadows are shared);
+        ``hidden`` overrides the configured widths (the target's own, read from a white-box view)."""
+        widths = hidden or self.hidden or (64,)
         return TrainingRecipe(
-            hidden=hidden, epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, weight_decay=self.weight_decay
+            hidden=widths, epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, weight_decay=self.weight_decay
         )
 
 
@@ -100,15 +101,47 @@ def attacker_pool(data: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat([data.x_train, data.x_test]).float(), torch.cat([data.y_train, data.y_test])
 
 
+def shadow_recipe(cfg: ShadowAttackConfig, view: TargetView, pool_x: torch.Tensor) -> tuple[TrainingRecipe, list[str]]:
+    """The recipe the shadows train with, and what the finding must say about it.
+
+    A white-box view of an MLP-like torch target shows its layer widths: the shadows copy them (a configured
+    ``hidden`` that differs is ignored, as in property inference). Otherwise the widths are the configured ones,
+    and when none are configured the finding says the shadows assume the defaults: shadows of another model
+    than the target measure that model's leakage, usually less (Carlini et al. 2022, Sec. 6).
+    """
+    read = None
+    if Capability.PARAMETERS in view.capabilities:
+        layers = mlp_layers(view.parameters, int(pool_x[0].numel()), view.n_classes)
+        read = tuple(m.out_features for m in layers[:-1]) if layers else None
+    if read is not None:
+        ignored = cfg.hidden is not None and tuple(cfg.hidden) != read
+        note = f"hidden {list(cfg.hidden or ())} ignored: the shadows copy the target's layer widths {list(read)}"
+        return cfg.recipe(read), [note] if ignored else []
+    recipe = cfg.recipe()
+    if cfg.hidden is not None:
+        return recipe, []
+    return recipe, [
+        f"the shadows assume the default recipe (hidden {list(recipe.hidden)}, {recipe.epochs} epochs, lr "
+        f"{recipe.lr:g}, batch {recipe.batch_size}): declare how the target was trained (target.recipe in the spec, "
+        "or hidden, epochs, lr, batch_size) or the attack measures another model's leakage"
+    ]
+
+
 def train_shadows(
-    cfg: ShadowAttackConfig, view: TargetView, ctx: AttackContext, pool_x: torch.Tensor, pool_y: torch.Tensor
+    cfg: ShadowAttackConfig,
+    view: TargetView,
+    ctx: AttackContext,
+    pool_x: torch.Tensor,
+    pool_y: torch.Tensor,
+    recipe: TrainingRecipe,
 ) -> ShadowSet:
-    """The config's shadows on the pool: cached, on the run's executor, on the target's device."""
+    """The config's shadows of ``recipe`` (:func:`shadow_recipe`) on the pool: cached, on the run's executor,
+    on the target's device."""
     return shadow_models(
         pool_x,
         pool_y,
         view.n_classes,
-        cfg.recipe(),
+        recipe,
         cfg.shadows,
         ctx.seed,
         cache=cfg.cache,
@@ -126,4 +159,4 @@ def shadow_evidence(shadows: ShadowSet) -> dict[str, np.ndarray]:
     }
 
 
-__all__ = ["ShadowAttackConfig", "attacker_pool", "shadow_evidence", "train_shadows"]
+__all__ = ["ShadowAttackConfig", "attacker_pool", "shadow_evidence", "shadow_recipe", "train_shadows"]

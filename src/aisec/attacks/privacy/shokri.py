@@ -15,6 +15,7 @@ from aisec.attacks.privacy.shadow_config import (
     ShadowMembershipAttack,
     attacker_pool,
     shadow_evidence,
+    shadow_recipe,
     train_shadows,
 )
 from aisec.attacks.privacy.shadows import true_class_logit
@@ -164,7 +165,8 @@ class ShadowModelAttack(ShadowMembershipAttack):
         )
         c_target = torch.cat([y_in, y_out]).numpy()
         ctx.step(1, 3)
-        shadows = train_shadows(cfg, view, ctx, pool_x, pool_y)
+        recipe, notes = shadow_recipe(cfg, view, pool_x)
+        shadows = train_shadows(cfg, view, ctx, pool_x, pool_y, recipe)
         ctx.step(2, 3)
         feats = _shadow_features(shadows.model, pool_x, pool_y)  # (K, N, C + 1)
         labels = shadows.in_mask.numpy().reshape(-1).astype(int)
@@ -179,6 +181,7 @@ class ShadowModelAttack(ShadowMembershipAttack):
         metrics |= {
             "balanced_accuracy": 0.5 * (tpr + 1.0 - fpr),
             "n_shadows": cfg.shadows,
+            "shadow_hidden": list(recipe.hidden),
             "attack_model": cfg.attack_model,
             "per_class": cfg.per_class,
             "attack_models_fitted": len(models),
@@ -186,7 +189,7 @@ class ShadowModelAttack(ShadowMembershipAttack):
             "shadow_key": shadows.key,
             "attacker_pool_size": len(pool_y),
         }
-        flags = resolution_flags(metrics)
+        flags = resolution_flags(metrics) + notes
         if cfg.per_class and len(models) < n_classes:
             flags.append(f"{n_classes - len(models)} classes had no in/out answers to learn from: scored 0.5")
         summary = (
