@@ -48,6 +48,11 @@ def test_adversarial_training_gains_robustness(tmp_path: Path, digits_cnn_target
     ).is_file()
     integrity = next(g for g in result.goals if g["goal"] == "integrity")
     assert integrity["metric"] == "robust_accuracy" and integrity["gain"] > 0.05, integrity
+    # the row follows the job that was the goal's worst before, in both runs, beside the scorecard's change
+    job = next(j for j in result.jobs if j["job_id"] == integrity["job_id"])
+    assert (integrity["before"], integrity["after"]) == (job["before"], job["after"])
+    assert integrity["score_gain"] == integrity["score_after"] - integrity["score_before"] > 0
+    assert integrity["verdict_before"] in ("pass", "fail") and integrity["verdict_after"] in ("pass", "fail")
     assert {j["attack"] for j in result.jobs} == {"fgsm", "pgd"} and all(j["gain"] > 0 for j in result.jobs)
     assert result.clean_accuracy["after"] > 0.9 and result.seconds["defense"] > 0
     assert result.adaptive["adaptive"] > result.adaptive["undefended"] + 0.05

@@ -98,13 +98,16 @@ def harden_command(
         write_reports(run_dir)
 
     table = Table(title=f"{parsed.name} + {defense}: per security goal", title_justify="left")
-    for col in ("goal", "metric", "before", "after", "gain"):
+    for col in ("goal", "verdict", "score", "worst attack before", "metric", "before", "after", "gain"):
         table.add_column(col)
     for row in result.goals:
-        if row["before"] is None and row["after"] is None:
+        if row["before"] is None and row["after"] is None and row["score_before"] is None:
             continue
-        table.add_row(row["goal"], (row["metric"] or "-").replace("_", " "), _fmt(row["before"]), _fmt(row["after"]),
-                      _gain(row["gain"]))  # fmt: skip
+        verdict = f"{row['verdict_before']} -> {row['verdict_after']}"
+        score = "-" if row["score_before"] is None or row["score_after"] is None else (
+            f"{row['score_before']:.0f} -> {row['score_after']:.0f}")  # fmt: skip
+        table.add_row(row["goal"], verdict, score, row["job_id"] or "-", (row["metric"] or "-").replace("_", " "),
+                      _fmt(row["before"]), _fmt(row["after"]), _gain(row["gain"]))  # fmt: skip
     console.print(table)
 
     jobs = Table(title="per attack", title_justify="left")

@@ -166,17 +166,29 @@ def adaptive_check(
 
 
 def _goal_rows(before_dir: Path, after_dir: Path) -> list[dict[str, Any]]:
+    """Per goal: the scorecard's score and verdict before and after, and the job that was the goal's worst before,
+    with its headline in both runs (the same job: the plan is the same, so its id is too)."""
     before, after = digest_run(before_dir), digest_run(after_dir)
-    worse = {f.job_id: f.worse_when for f in (*before.findings, *after.findings)}
+    after_jobs = {f.job_id: f for f in after.findings}
     rows = []
     for b, a in zip(before.goals, after.goals, strict=True):
+        later = after_jobs.get(b.worst_job or "")
+        value = later.metrics.get(b.worst_metric) if later is not None and b.worst_metric else None
+        after_value = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
         gain = None
-        if b.worst_value is not None and a.worst_value is not None and b.worst_metric == a.worst_metric:
-            sign = -1.0 if worse.get(b.worst_job or "") == "higher" else 1.0
-            gain = sign * (a.worst_value - b.worst_value)
+        if b.worst_value is not None and after_value is not None:
+            sign = -1.0 if later is not None and later.worse_when == "higher" else 1.0
+            gain = sign * (after_value - b.worst_value)
+        sb, sa = before.score(b.goal), after.score(a.goal)
+        score_before = sb.score if sb is not None else None
+        score_after = sa.score if sa is not None else None
         rows.append({
             "goal": b.goal, "need": b.need, "status_before": b.status, "status_after": a.status,
-            "metric": b.worst_metric, "before": b.worst_value, "after": a.worst_value, "gain": gain,
+            "verdict_before": sb.verdict if sb is not None else None,
+            "verdict_after": sa.verdict if sa is not None else None,
+            "score_before": score_before, "score_after": score_after,
+            "score_gain": None if score_before is None or score_after is None else score_after - score_before,
+            "job_id": b.worst_job, "metric": b.worst_metric, "before": b.worst_value, "after": after_value, "gain": gain,
         })  # fmt: skip
     return rows
 
