@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from aisec.assess.scoring import NEED_ANCHORS, RULES, Rule, score_findings, thresholds_markdown
-from aisec.attacks.privacy.metrics import bootstrap_intervals, membership_metrics
+from aisec.attacks.privacy.metrics import bootstrap_intervals, clopper_pearson, membership_metrics
 from aisec.core.findings import Finding
 from aisec.core.goals import Goal, ProtectionNeed
 
@@ -202,6 +202,23 @@ def test_a_label_flip_finding_is_judged_on_its_accuracy_drop_only() -> None:
     f = finding("label-flip", "integrity", {"accuracy_drop": 0.08, "poison_fraction": 0.2, "clean_accuracy": 0.98})
     checks = score_findings([f], {"integrity": "high"}).goal("integrity").checks
     assert [(c.metric, c.passed) for c in checks] == [("accuracy_drop", False)]
+
+
+def test_a_focused_attack_on_five_targets_is_judged_on_its_exact_interval() -> None:
+    def focused(blocked: int, baseline: float) -> Finding:
+        low, high = clopper_pearson(np.array(blocked), 5)
+        metrics = {"target_block_rate": blocked / 5, "target_block_rate_ci95": [float(low), float(high)],
+                   "baseline_block_rate": baseline, "n_targets": 5}  # fmt: skip
+        return finding("focused", "availability", metrics)
+
+    one = score_findings([focused(1, 0.0)], {"availability": "very-high"}).goal("availability").checks[0]
+    assert one.passed is True and one.value == pytest.approx(clopper_pearson(np.array(1), 5)[0])
+    five = score_findings([focused(5, 0.0)], {"availability": "high"}).goal("availability").checks[0]
+    assert five.passed is False and five.value == pytest.approx(0.478, abs=1e-3)
+    # what the clean retrain already blocks is no attack's doing
+    four = score_findings([focused(4, 0.2)], {"availability": "normal"}).goal("availability").checks[0]
+    assert "the clean retrain reaches 0.2 on this sample" in four.explanation
+    assert four.value == pytest.approx(clopper_pearson(np.array(4), 5)[0] - 0.2)
 
 
 def test_extraction_that_never_reaches_90pct_passes_that_check() -> None:

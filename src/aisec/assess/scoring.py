@@ -95,8 +95,8 @@ class Rule:
     ``interval`` reads the finding's 95% interval of the value, when it reports one: a ``<=`` check is then
     judged (and scored) on the interval's lower end, what the attack has shown at 95% confidence, so a
     chance-level attack on a small sample does not fail a need by luck (``docs/scoring.md``). ``chance`` gives
-    how far above ``best`` a chance-level attack's value lies on the finding's sample (a TPR at an FPR the
-    sample cannot resolve), taken off that lower end.
+    how far above ``best`` the value lies without the attack's skill on the finding's sample (a TPR at an FPR the
+    sample cannot resolve; the block rate of a clean retrain), taken off that lower end.
     """
 
     goal: Goal
@@ -112,6 +112,8 @@ class Rule:
     value: Callable[[Mapping[str, object]], float | None] | None = None
     interval: Callable[[Mapping[str, object]], tuple[float, float] | None] | None = None
     chance: Callable[[Mapping[str, object]], float] | None = None
+    chance_is: str = "chance alone"
+    """Who reaches ``best + chance`` without the attack's skill, as the explanation names it."""
     assesses: bool = True
     """False for checks (the model-file scan) that can fail a goal but cannot assess it alone."""
 
@@ -256,6 +258,9 @@ RULES: tuple[Rule, ...] = (
     Rule(_AVAIL, "harmless_rejection_rate", "harmless inputs rejected after poisoning", "<=",
          best=0.0, worst=1.0, thresholds=_t(0.10, 0.05, 0.02), value=_rejection,
          applies=lambda m: "harmless_rejection_rate" in m or "ham_rejection_rate" in m),
+    Rule(_AVAIL, "target_block_rate", "chosen harmless inputs blocked after poisoning (focused attack)", "<=",
+         best=0.0, worst=1.0, thresholds=_t(0.5, 0.25, 0.1), interval=_ci("target_block_rate_ci95"),
+         chance=lambda m: _num(m.get("baseline_block_rate")) or 0.0, chance_is="the clean retrain"),
     Rule(_AVAIL, "latency_amplification_p99", "p99 latency of crafted inputs / of normal inputs", "<=",
          best=1.0, worst=100.0, thresholds=_t(10.0, 5.0, 2.0), log=True),
 )  # fmt: skip
@@ -331,7 +336,7 @@ def _checks_of(finding: Finding, need: ProtectionNeed | None) -> list[tuple[Chec
             excess = rule.chance(metrics) if rule.chance is not None else 0.0
             shown_low = min(value, max(ci[0] - excess, min(rule.best, value)))
             if shown_low < value:
-                floor = f"; chance alone reaches {_fmt(rule.best + excess)} on this sample" if excess > 0 else ""
+                floor = f"; {rule.chance_is} reaches {_fmt(rule.best + excess)} on this sample" if excess > 0 else ""
                 shown = f"{shown} (95% CI {_fmt(ci[0])}-{_fmt(ci[1])}{floor}, so at least {_fmt(shown_low)} shown)"
                 value = shown_low
         passed = rule.passes(value, gate_need)

@@ -49,6 +49,8 @@ def test_focused_attack_blocks_the_chosen_messages(spam_target: SklearnTarget, s
     assert m["n_targets"] == 4
     assert m["target_block_rate"] >= 0.75 and m["baseline_block_rate"] <= 0.25
     assert m["collateral_ham_rejection_rate"] <= 0.02
+    low, high = m["target_block_rate_ci95"]  # exact, from n_blocked of n_targets
+    assert low <= m["target_block_rate"] <= high and high - low > 0.3  # four targets: a wide interval
     few = FocusedAttack(n_targets=4, known_fraction=0.1).run(
         view, spam_data, AttackContext(seed=0, recipe=recipe_for(spam_target))
     )

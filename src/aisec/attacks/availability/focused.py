@@ -12,6 +12,7 @@ from aisec.attacks.availability.dictionary import n_added, words_of
 from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
 from aisec.attacks.poisoning._retrain import predict, retrain
 from aisec.attacks.poisoning.common import PoisonedSet
+from aisec.attacks.privacy.metrics import clopper_pearson
 from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.data.dataset import Dataset
 from aisec.errors import ConfigError, InputValidationError
@@ -166,8 +167,10 @@ class FocusedAttack(Attack):
             collateral.append(_rate(pred, others, cfg.spam_label))
         rate = float(np.mean(blocked))
         base = float(np.mean(base_blocked))
+        low, high = clopper_pearson(np.array(int(np.sum(blocked))), len(chosen))
         metrics = {
             "target_block_rate": rate,
+            "target_block_rate_ci95": [float(low), float(high)],  # exact: a handful of targets decide it
             "baseline_block_rate": base,
             "n_targets": len(chosen),
             "n_blocked": int(np.sum(blocked)),
