@@ -177,3 +177,33 @@ def test_a_white_box_view_gives_the_shadows_the_targets_widths(overfit: tuple[To
     found = LiRA(shadows=2, n_samples=20, epochs=2).run(grey, data, AttackContext(seed=0))
     assert any(f.startswith("the shadows assume the default recipe (hidden [64], 2 epochs") for f in found.flags)
     assert found.metrics["shadow_hidden"] == [64]
+
+
+def test_shadows_of_the_targets_own_training_process_find_what_mlp_shadows_miss(digits: Dataset) -> None:
+    # a random forest is no MLP: shadows of the default MLP recipe measure another model's leakage
+    from sklearn.ensemble import RandomForestClassifier
+
+    from aisec.attacks.privacy.rmia import RMIA
+    from aisec.attacks.privacy.shokri import ShadowModelAttack
+    from aisec.errors import UnsupportedTargetError
+    from aisec.targets.recipe import recipe_for
+
+    assert isinstance(digits.x_train, torch.Tensor)
+    forest = RandomForestClassifier(n_estimators=50, random_state=0).fit(digits.x_train.flatten(1).numpy(),
+                                                                         digits.y_train.numpy())  # fmt: skip
+    target = SklearnTarget(forest, input_shape=(1, 8, 8), modality=digits.modality, name="forest")
+    view = target.view("grey-box", "probabilities")
+    ctx = AttackContext(seed=0, recipe=recipe_for(target))
+    own = LiRA(shadows=8).run(view, digits, ctx)  # trainer "auto": the assessment has the target's recipe
+    mlp = LiRA(shadows=8, trainer="mlp").run(view, digits, ctx)
+    # measured: AUC 0.781 (0.736-0.819) with the forest's own shadows, 0.468 with MLP shadows
+    assert own.metrics["shadow_trainer"] == "sklearn" and "shadow_hidden" not in own.metrics
+    assert mlp.metrics["shadow_trainer"] == "mlp" and mlp.metrics["shadow_hidden"] == [64]
+    assert own.metrics["auc_ci95"][0] > 0.65 and own.metrics["auc"] > mlp.metrics["auc"] + 0.15
+    assert not any("default recipe" in f for f in own.flags) and any("default recipe" in f for f in mlp.flags)
+    for attack in (RMIA(shadows=4), ShadowModelAttack(shadows=4)):  # the same shadows serve the other scorings
+        assert attack.run(view, digits, ctx).metrics["shadow_trainer"] == "sklearn"
+    with pytest.raises(UnsupportedTargetError, match=r"target\.trainer"):
+        LiRA(trainer="target").run(view, digits, AttackContext(seed=0))
+    with pytest.raises(ConfigError, match=r"lira\.trainer"):
+        LiRA(trainer="forest")

@@ -242,9 +242,7 @@ class DPAudit(Attack):
         best = epsilon_lower_bound(s_in, s_out, delta=delta, confidence=cfg.confidence)
         held = holdout_lower_bound(s_in, s_out, delta=delta, confidence=cfg.confidence, seed=ctx.seed)
         # LiRA's membership figures with their intervals and sample sizes: the scorecard judges them as in lira's finding
-        keep = [
-            k for k in lira.metrics if k.startswith(("auc", "tpr_at_", "n_", "min_resolvable", "roc_", "shadow_hid"))
-        ]
+        keep = [k for k in lira.metrics if k.startswith(("auc", "tpr_at_", "n_", "min_resolvable", "roc_", "shadow_"))]
         metrics: dict[str, Any] = {k: lira.metrics[k] for k in keep if k in lira.metrics}
         metrics |= {
             "epsilon_lower_bound": best.epsilon,

@@ -15,9 +15,8 @@ from aisec.attacks.privacy.shadow_config import (
     ShadowAttackConfig,
     ShadowMembershipAttack,
     attacker_pool,
+    build_shadows,
     shadow_evidence,
-    shadow_recipe,
-    train_shadows,
 )
 from aisec.attacks.privacy.shadows import stacked_phi, true_class_logit
 from aisec.data.dataset import Dataset
@@ -126,8 +125,7 @@ class LiRA(ShadowMembershipAttack):
         total = len(cand) + 1
         phi_t = np.concatenate([_phi(view, x, y, cfg.batch_size_queries) for x, y in ((x_in, y_in), (x_out, y_out))])
         ctx.step(1, total)
-        recipe, notes = shadow_recipe(cfg, view, pool_x)
-        shadows = train_shadows(cfg, view, ctx, pool_x, pool_y, recipe)
+        shadows, trained, notes = build_shadows(cfg, view, ctx, pool_x, pool_y)
         cand_t = torch.as_tensor(cand, dtype=torch.long)
         phi_s = stacked_phi(shadows.model, pool_x[cand_t], pool_y[cand_t])
         in_mask = shadows.in_mask[:, cand_t].numpy()
@@ -143,7 +141,7 @@ class LiRA(ShadowMembershipAttack):
             "mode": cfg.mode,
             "variance": cfg.variance,
             "n_shadows": cfg.shadows,
-            "shadow_hidden": list(recipe.hidden),
+            **trained,
             "shadow_key": shadows.key,
             "attacker_pool_size": len(pool_y),
         }

@@ -16,9 +16,8 @@ from aisec.attacks.privacy.shadow_config import (
     ShadowAttackConfig,
     ShadowMembershipAttack,
     attacker_pool,
+    build_shadows,
     shadow_evidence,
-    shadow_recipe,
-    train_shadows,
 )
 from aisec.attacks.privacy.shadows import stacked_phi
 from aisec.data.dataset import Dataset
@@ -159,8 +158,7 @@ class RMIA(ShadowMembershipAttack):
         phi_t = np.concatenate([_phi(view, x, y, q) for x, y in ((x_in, y_in), (x_out, y_out))])
         phi_tz = _phi(view, pool_x[z_idx], pool_y[z_idx], q)
         ctx.step(1, total)
-        recipe, notes = shadow_recipe(cfg, view, pool_x)
-        shadows = train_shadows(cfg, view, ctx, pool_x, pool_y, recipe)
+        shadows, trained, notes = build_shadows(cfg, view, ctx, pool_x, pool_y)
         cand_t = torch.as_tensor(cand, dtype=torch.long)
         p_ref = _true_prob(stacked_phi(shadows.model, pool_x[cand_t], pool_y[cand_t]))
         p_ref_z = _true_prob(stacked_phi(shadows.model, pool_x[z_idx], pool_y[z_idx]))
@@ -185,7 +183,7 @@ class RMIA(ShadowMembershipAttack):
             "balanced_accuracy": 0.5 * (tpr + 1.0 - fpr),
             "mode": cfg.mode,
             "n_shadows": cfg.shadows,
-            "shadow_hidden": list(recipe.hidden),
+            **trained,
             "n_population": len(pop),
             "shadow_key": shadows.key,
             "attacker_pool_size": len(pool_y),

@@ -9,17 +9,18 @@ same recipe gives the same cache key and the three attacks share their cached sh
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
 
 from aisec.attacks.base import Attack, AttackContext, check_config
 from aisec.attacks.privacy.recipe import TrainingRecipe, mlp_layers
+from aisec.attacks.privacy.recipe_shadows import recipe_shadows
 from aisec.attacks.privacy.shadows import ShadowSet, shadow_models
 from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.data.dataset import Dataset
-from aisec.errors import ConfigError, InputValidationError
+from aisec.errors import ConfigError, InputValidationError, UnsupportedTargetError
 from aisec.targets.base import TargetView
 
 
@@ -51,6 +52,11 @@ class ShadowAttackConfig:
         for half of them). The default 8 keeps an assessment to seconds; the benchmark uses 16.
     hidden, epochs, lr, batch_size, weight_decay:
         The target's training recipe as the grey-box attacker knows it (an MLP on flattened inputs).
+    trainer:
+        How shadows are trained: ``"mlp"``, the recipe's MLPs, stacked and cached; ``"target"``, the target's
+        own training process (an sklearn target cloned and refitted, a torch target by ``target.trainer``),
+        one after another and not cached (:mod:`~aisec.attacks.privacy.recipe_shadows`); ``"auto"`` (default),
+        the target's own process where the assessment has one, else the MLPs.
     n_samples:
         Members and as many non-members to evaluate on; ``None`` uses all the split allows.
     n_bootstrap:
@@ -67,6 +73,7 @@ class ShadowAttackConfig:
     lr: float = 1e-3
     batch_size: int = 64
     weight_decay: float = 0.0
+    trainer: Literal["auto", "mlp", "target"] = "auto"
     n_samples: int | None = 500
     n_bootstrap: int = 200
     cache: bool = True
@@ -79,6 +86,8 @@ class ShadowAttackConfig:
         check_config(self, name, positive=("lr",), non_negative=("weight_decay",))
         if self.shadows < 2:
             raise ConfigError(f"{name}.shadows: expected at least 2, got {self.shadows}")
+        if self.trainer not in ("auto", "mlp", "target"):
+            raise ConfigError(f"{name}.trainer: {self.trainer!r} is not allowed; allowed: auto, mlp, target")
         if self.hidden is not None:
             if isinstance(self.hidden, str) or not isinstance(self.hidden, list | tuple):
                 raise ConfigError(f"{name}.hidden: expected a list of layer widths, got {self.hidden!r}")
@@ -127,6 +136,23 @@ def shadow_recipe(cfg: ShadowAttackConfig, view: TargetView, pool_x: torch.Tenso
     ]
 
 
+def build_shadows(
+    cfg: ShadowAttackConfig, view: TargetView, ctx: AttackContext, pool_x: torch.Tensor, pool_y: torch.Tensor
+) -> tuple[ShadowSet, dict[str, Any], list[str]]:
+    """The attack's shadows (``cfg.trainer``), what its metrics record of how they were trained, and its notes."""
+    if cfg.trainer == "target" and ctx.recipe is None:
+        raise UnsupportedTargetError(
+            "trainer='target' trains shadows with the target's own training process, and this assessment has none: "
+            "an sklearn target has one, a torch target needs target.trainer in the spec (AttackContext.recipe)"
+        )
+    if cfg.trainer != "mlp" and ctx.recipe is not None:
+        shadows = recipe_shadows(ctx.recipe, pool_x, pool_y, cfg.shadows, ctx.seed)
+        return shadows, {"shadow_trainer": str(ctx.recipe.describe().get("kind", "recipe"))}, []
+    recipe, notes = shadow_recipe(cfg, view, pool_x)
+    shadows = train_shadows(cfg, view, ctx, pool_x, pool_y, recipe)
+    return shadows, {"shadow_trainer": "mlp", "shadow_hidden": list(recipe.hidden)}, notes
+
+
 def train_shadows(
     cfg: ShadowAttackConfig,
     view: TargetView,
@@ -159,4 +185,4 @@ def shadow_evidence(shadows: ShadowSet) -> dict[str, np.ndarray]:
     }
 
 
-__all__ = ["ShadowAttackConfig", "attacker_pool", "shadow_evidence", "shadow_recipe", "train_shadows"]
+__all__ = ["ShadowAttackConfig", "attacker_pool", "build_shadows", "shadow_evidence", "shadow_recipe", "train_shadows"]

@@ -22,6 +22,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -73,11 +74,27 @@ def train_chunk(chunk: ShadowChunk) -> tuple[dict[str, np.ndarray], float]:
     return {key: t.numpy() for key, t in model.state().items()}, time.perf_counter() - start
 
 
+class ShadowModels(Protocol):
+    """What the attacks read from a set of shadows: ``k`` models' logits ``(K, N, C)`` on the same inputs.
+
+    :class:`~aisec.attacks.privacy.stacked.StackedMLP` (the recipe's MLPs, trained stacked) and
+    :class:`~aisec.attacks.privacy.recipe_shadows.RecipeShadows` (models of the target's own training process).
+    """
+
+    @property
+    def k(self) -> int: ...
+
+    @property
+    def device(self) -> torch.device: ...
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ShadowSet:
     """Trained shadow models and which of the attacker's points each one trained on."""
 
-    model: StackedMLP
+    model: ShadowModels
     in_mask: torch.Tensor
     """``(K, N)`` bool: ``in_mask[k, i]`` when shadow ``k`` trained on point ``i``."""
     seconds_per_shadow: float
@@ -93,7 +110,7 @@ class ShadowSet:
     chunks: int = 1
     """How many stacked pieces the set was trained in."""
     precision: str = "fp32"
-    """``"fp32"`` or ``"bf16"``: the precision of the training's matrix products."""
+    """``"fp32"`` or ``"bf16"``: the precision of the training's matrix products (``"trainer"``: the target's own)."""
 
     def cost(self) -> dict[str, float | int | str | bool]:
         """Metrics of the training cost, for a finding."""
@@ -249,7 +266,7 @@ def true_class_logit(probs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return py.log() - rest.log()
 
 
-def stacked_phi(model: StackedMLP, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096) -> np.ndarray:
+def stacked_phi(model: ShadowModels, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096) -> np.ndarray:
     """``(K, N)`` statistic of every shadow on every point.
 
     Computed from float32 softmax probabilities, as a target's API returns them, so shadows and
@@ -258,7 +275,7 @@ def stacked_phi(model: StackedMLP, x: torch.Tensor, y: torch.Tensor, batch_size:
     out = []
     with torch.no_grad():
         for s in range(0, len(y), batch_size):
-            p = torch.softmax(model.logits(x[s : s + batch_size].to(model.weights[0].device)), dim=-1)
+            p = torch.softmax(model.logits(x[s : s + batch_size].to(model.device)), dim=-1)
             yy = y[s : s + batch_size]
             out.append(torch.stack([true_class_logit(pk, yy) for pk in p]).cpu())
     return torch.cat(out, dim=1).numpy() if out else np.zeros((model.k, 0))

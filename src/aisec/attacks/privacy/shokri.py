@@ -14,12 +14,10 @@ from aisec.attacks.privacy.shadow_config import (
     ShadowAttackConfig,
     ShadowMembershipAttack,
     attacker_pool,
+    build_shadows,
     shadow_evidence,
-    shadow_recipe,
-    train_shadows,
 )
-from aisec.attacks.privacy.shadows import true_class_logit
-from aisec.attacks.privacy.stacked import StackedMLP
+from aisec.attacks.privacy.shadows import ShadowModels, true_class_logit
 from aisec.data.dataset import Dataset
 from aisec.errors import ConfigError
 from aisec.registry import register_attack
@@ -116,12 +114,12 @@ def attack_scores(models: dict[int, Any], feats: np.ndarray, classes: np.ndarray
     return out
 
 
-def _shadow_features(model: StackedMLP, x: torch.Tensor, y: torch.Tensor, batch: int = 4096) -> np.ndarray:
+def _shadow_features(model: ShadowModels, x: torch.Tensor, y: torch.Tensor, batch: int = 4096) -> np.ndarray:
     """``(K, N, C + 1)`` attack features of every shadow's float32 softmax answers."""
     out = []
     with torch.no_grad():
         for s in range(0, len(y), batch):
-            p = torch.softmax(model.logits(x[s : s + batch].to(model.weights[0].device)), dim=-1).cpu()
+            p = torch.softmax(model.logits(x[s : s + batch].to(model.device)), dim=-1).cpu()
             out.append(np.stack([attack_features(pk, y[s : s + batch]) for pk in p]))
     return np.concatenate(out, axis=1)
 
@@ -165,8 +163,7 @@ class ShadowModelAttack(ShadowMembershipAttack):
         )
         c_target = torch.cat([y_in, y_out]).numpy()
         ctx.step(1, 3)
-        recipe, notes = shadow_recipe(cfg, view, pool_x)
-        shadows = train_shadows(cfg, view, ctx, pool_x, pool_y, recipe)
+        shadows, trained, notes = build_shadows(cfg, view, ctx, pool_x, pool_y)
         ctx.step(2, 3)
         feats = _shadow_features(shadows.model, pool_x, pool_y)  # (K, N, C + 1)
         labels = shadows.in_mask.numpy().reshape(-1).astype(int)
@@ -181,7 +178,7 @@ class ShadowModelAttack(ShadowMembershipAttack):
         metrics |= {
             "balanced_accuracy": 0.5 * (tpr + 1.0 - fpr),
             "n_shadows": cfg.shadows,
-            "shadow_hidden": list(recipe.hidden),
+            **trained,
             "attack_model": cfg.attack_model,
             "per_class": cfg.per_class,
             "attack_models_fitted": len(models),

@@ -35,6 +35,10 @@ class StackedMLP:
     def k(self) -> int:
         return self.weights[0].shape[0]
 
+    @property
+    def device(self) -> torch.device:
+        return self.weights[0].device
+
     @classmethod
     def init(cls, k: int, sizes: list[int], gen: torch.Generator, device: torch.device) -> StackedMLP:
         """``nn.Linear``'s default initialisation, uniform in +-1/sqrt(fan_in), for every model."""
