@@ -194,7 +194,10 @@ def test_shadows_of_the_targets_own_training_process_find_what_mlp_shadows_miss(
     target = SklearnTarget(forest, input_shape=(1, 8, 8), modality=digits.modality, name="forest")
     view = target.view("grey-box", "probabilities")
     ctx = AttackContext(seed=0, recipe=recipe_for(target))
-    own = LiRA(shadows=8).run(view, digits, ctx)  # trainer "auto": the assessment has the target's recipe
+    steps: list[tuple[int, int]] = []
+    watched = AttackContext(seed=0, recipe=ctx.recipe, progress=lambda done, total: steps.append((done, total)))
+    own = LiRA(shadows=8).run(view, digits, watched)  # trainer "auto": the assessment has the target's recipe
+    assert [(i, 8) for i in range(1, 9)] == [s for s in steps if s[1] == 8]  # each shadow's fit is reported
     mlp = LiRA(shadows=8, trainer="mlp").run(view, digits, ctx)
     # measured: AUC 0.781 (0.736-0.819) with the forest's own shadows, 0.468 with MLP shadows
     assert own.metrics["shadow_trainer"] == "sklearn" and "shadow_hidden" not in own.metrics

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -51,8 +52,16 @@ class RecipeShadows:
         return torch.stack([v.predict_proba(x).float().cpu().clamp_min(1e-38).log() for v in self._views])
 
 
-def recipe_shadows(recipe: Recipe, x: torch.Tensor, y: torch.Tensor, k: int, seed: int) -> ShadowSet:
-    """``k`` shadows of ``recipe``, each fitted on a random half of ``(x, y)`` (complementary pairs, seeded)."""
+def recipe_shadows(
+    recipe: Recipe,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    k: int,
+    seed: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> ShadowSet:
+    """``k`` shadows of ``recipe``, each fitted on a random half of ``(x, y)`` (complementary pairs, seeded);
+    ``progress(done, k)`` after each (a user's trainer may take minutes per model)."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise InputValidationError("k", "an integer >= 1", k)
     if len(y) < 2:
@@ -61,7 +70,11 @@ def recipe_shadows(recipe: Recipe, x: torch.Tensor, y: torch.Tensor, k: int, see
     masks = half_masks(len(y), k, gen)
     seeds = model_seeds(gen, k)
     start = time.perf_counter()
-    models = [recipe.fit(x[m], y[m], seed=s % (2**31 - 1)) for m, s in zip(masks, seeds, strict=True)]
+    models: list[Target] = []
+    for m, s in zip(masks, seeds, strict=True):
+        models.append(recipe.fit(x[m], y[m], seed=s % (2**31 - 1)))
+        if progress is not None:
+            progress(len(models), k)
     total = time.perf_counter() - start
     kind = recipe.describe().get("kind", "recipe")
     log.info("%d shadows trained by the target's %s recipe in %.1f s", k, kind, total)

@@ -146,7 +146,7 @@ def build_shadows(
             "an sklearn target has one, a torch target needs target.trainer in the spec (AttackContext.recipe)"
         )
     if cfg.trainer != "mlp" and ctx.recipe is not None:
-        shadows = recipe_shadows(ctx.recipe, pool_x, pool_y, cfg.shadows, ctx.seed)
+        shadows = recipe_shadows(ctx.recipe, pool_x, pool_y, cfg.shadows, ctx.seed, progress=ctx.step)
         return shadows, {"shadow_trainer": str(ctx.recipe.describe().get("kind", "recipe"))}, []
     recipe, notes = shadow_recipe(cfg, view, pool_x)
     shadows = train_shadows(cfg, view, ctx, pool_x, pool_y, recipe)
