@@ -6,7 +6,7 @@ target model"). The stacked MLPs of :mod:`aisec.attacks.privacy.shadows` are tha
 CNN, a random forest or a logistic regression, the assessment's :class:`~aisec.targets.recipe.Recipe` is: a
 scikit-learn target is cloned with its hyperparameters and refitted, a torch target is trained by the user's
 trainer function (``target.trainer`` in a spec). :func:`recipe_shadows` trains ``k`` of them, one after another, on
-the same complementary halves (:func:`~aisec.attacks.privacy.stacked.half_masks`) the stacked shadows would use.
+the same complementary halves (:func:`~aisec.attacks.privacy.shadows.shadow_halves`) the stacked shadows would use.
 
 They are not cached: neither a trainer function nor an estimator has a content address that covers what it does.
 """
@@ -19,9 +19,7 @@ from collections.abc import Callable
 
 import torch
 
-from aisec.attacks.privacy.shadows import ShadowSet
-from aisec.attacks.privacy.stacked import half_masks, model_seeds
-from aisec.errors import InputValidationError
+from aisec.attacks.privacy.shadows import ShadowSet, shadow_halves
 from aisec.targets.base import Target
 from aisec.targets.recipe import Recipe
 
@@ -62,13 +60,7 @@ def recipe_shadows(
 ) -> ShadowSet:
     """``k`` shadows of ``recipe``, each fitted on a random half of ``(x, y)`` (complementary pairs, seeded);
     ``progress(done, k)`` after each (a user's trainer may take minutes per model)."""
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise InputValidationError("k", "an integer >= 1", k)
-    if len(y) < 2:
-        raise InputValidationError("x", "at least 2 points to split in halves", f"{len(y)} points")
-    gen = torch.Generator().manual_seed(seed)
-    masks = half_masks(len(y), k, gen)
-    seeds = model_seeds(gen, k)
+    masks, seeds = shadow_halves(len(y), k, seed)
     start = time.perf_counter()
     models: list[Target] = []
     for m, s in zip(masks, seeds, strict=True):

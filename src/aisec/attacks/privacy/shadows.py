@@ -169,6 +169,17 @@ def _split(k: int, chunks: int) -> list[range]:
     return [range(a, b) for a, b in itertools.pairwise(bounds)]
 
 
+def shadow_halves(n: int, k: int, seed: int) -> tuple[torch.Tensor, list[int]]:
+    """Which of ``n`` points each of ``k`` shadows trains on (``(K, N)`` complementary random halves) and one model
+    seed per shadow, both drawn from ``seed``: the same for every way of training the shadows."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise InputValidationError("k", "an integer >= 1", k)
+    if n < 2:
+        raise InputValidationError("x", "at least 2 points to split in halves", f"{n} points")
+    gen = torch.Generator().manual_seed(seed)
+    return half_masks(n, k, gen), model_seeds(gen, k)
+
+
 def shadow_models(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -197,10 +208,7 @@ def shadow_models(
     shadows gave LiRA the same AUC and TPR at low FPR as fp32 ones (``benchmarks/README.md``).
     On CUDA devices shadows train in fp32.
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise InputValidationError("k", "an integer >= 1", k)
-    if len(y) < 2:
-        raise InputValidationError("x", "at least 2 points to split in halves", f"{len(y)} points")
+    masks, seeds = shadow_halves(len(y), k, seed)
     device = torch.device(device)
     executor = executor if executor is not None else LocalExecutor()
     used = resolve_precision(precision) if device.type == "cpu" else "fp32"
@@ -226,9 +234,6 @@ def shadow_models(
         if cached is not None:
             log.info("shadow models loaded from %s", path)
             return cached
-    gen = torch.Generator().manual_seed(seed)
-    masks = half_masks(len(y), k, gen)
-    seeds = model_seeds(gen, k)
     pad_to = int(masks.sum(1).max())
     xs, ys, ms = flat_rows(x).cpu().numpy(), y.detach().long().cpu().numpy(), masks.numpy()
     pieces = _split(k, chunks if chunks is not None else executor.workers)
