@@ -334,8 +334,8 @@ def _checks_of(finding: Finding, need: ProtectionNeed | None) -> list[tuple[Chec
         ci = rule.interval(metrics) if rule.interval is not None and rule.comparison == "<=" else None
         if ci is not None:  # judged on what the attack has shown at 95%, not on its luck
             excess = rule.chance(metrics) if rule.chance is not None else 0.0
-            shown_low = min(value, max(ci[0] - excess, min(rule.best, value)))
-            if shown_low < value:
+            shown_low = max(ci[0] - excess, min(rule.best, value))  # floored at best, or at a point already below it
+            if shown_low < value:  # judged on the lower end only where it is below the point estimate
                 floor = f"; {rule.chance_is} reaches {_fmt(rule.best + excess)} on this sample" if excess > 0 else ""
                 shown = f"{shown} (95% CI {_fmt(ci[0])}-{_fmt(ci[1])}{floor}, so at least {_fmt(shown_low)} shown)"
                 value = shown_low

@@ -141,10 +141,10 @@ def _worst(findings: list[Finding], score: GoalScore | None = None) -> Finding |
         and f.worse_when is not None
         and isinstance(f.metrics.get(f.headline), int | float)
     ]
-    checks = [c for c in score.checks if c.score is not None] if score is not None else []
-    if checks:
-        weakest = min(c.score for c in checks if c.score is not None)
-        jobs = {c.job_id for c in checks if c.score == weakest}
+    check_scores = [(c.score, c.job_id) for c in score.checks if c.score is not None] if score is not None else []
+    if check_scores:
+        weakest = min(value for value, _ in check_scores)
+        jobs = {job for value, job in check_scores if value == weakest}
         scored = [f for f in scored if f.job_id in jobs] or scored
     if not scored:
         return None
