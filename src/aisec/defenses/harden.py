@@ -165,20 +165,15 @@ def adaptive_check(
     return rows
 
 
-def _goal_rows(before_dir: Path, after_dir: Path) -> list[dict[str, Any]]:
+def _goal_rows(before_dir: Path, after_dir: Path, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per goal: the scorecard's score and verdict before and after, and the job that was the goal's worst before,
-    with its headline in both runs (the same job: the plan is the same, so its id is too)."""
+    with its row of ``jobs`` (:func:`_job_rows`: its headline in both runs; the plan is the same, so is its id)."""
     before, after = digest_run(before_dir), digest_run(after_dir)
-    after_jobs = {f.job_id: f for f in after.findings}
+    by_job = {row["job_id"]: row for row in jobs}
     rows = []
     for b, a in zip(before.goals, after.goals, strict=True):
-        later = after_jobs.get(b.worst_job or "")
-        value = later.metrics.get(b.worst_metric) if later is not None and b.worst_metric else None
-        after_value = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-        gain = None
-        if b.worst_value is not None and after_value is not None:
-            sign = -1.0 if later is not None and later.worse_when == "higher" else 1.0
-            gain = sign * (after_value - b.worst_value)
+        job = by_job.get(b.worst_job or "")
+        after_value, gain = (job["after"], job["gain"]) if job is not None else (None, None)
         sb, sa = before.score(b.goal), after.score(a.goal)
         score_before = sb.score if sb is not None else None
         score_after = sa.score if sa is not None else None
@@ -290,13 +285,14 @@ def harden(
                     f"non-adaptive evaluation overstates the defense: {what} leaves {value:.1%} robust accuracy, "
                     f"the adaptive attacks ({cls.adaptive}) {check['worst_case']:.1%} at eps={check['eps']:g}"
                 )
+        job_rows = _job_rows(run_dir, defended_dir)
         result = HardenResult(
             defense=defense,
             params=chosen.params(),
             run_dir=run_dir,
             defended_dir=defended_dir,
-            goals=_goal_rows(run_dir, defended_dir),
-            jobs=_job_rows(run_dir, defended_dir),
+            goals=_goal_rows(run_dir, defended_dir, job_rows),
+            jobs=job_rows,
             clean_accuracy=clean,
             seconds=seconds,
             adaptive=check,
