@@ -23,6 +23,7 @@ import torch
 import yaml
 from torch import nn
 
+from aisec.attacks.privacy.recipe import relu_layers
 from aisec.core.config import Spec, parse_spec
 from aisec.core.files import UNREADABLE, cache_root, store_cached
 from aisec.data import Dataset, find_sms_spam, load_breast_cancer, load_digits, load_sms_spam
@@ -147,11 +148,7 @@ def cancer_mlp(seed: int = 0) -> Path:
 
     def build() -> nn.Module:
         torch.manual_seed(seed)
-        sizes = [30, *CANCER_RECIPE["hidden"], 2]
-        layers: list[nn.Module] = []
-        for i in range(len(sizes) - 1):
-            layers += [nn.Linear(sizes[i], sizes[i + 1])] + ([nn.ReLU()] if i < len(sizes) - 2 else [])
-        model = nn.Sequential(*layers)
+        model = nn.Sequential(*relu_layers([30, *CANCER_RECIPE["hidden"], 2]))
         return train_classifier(model, data, epochs=CANCER_RECIPE["epochs"], lr=CANCER_RECIPE["lr"],
                                 batch_size=CANCER_RECIPE["batch_size"], seed=seed)  # fmt: skip
 

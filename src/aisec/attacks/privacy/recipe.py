@@ -62,6 +62,14 @@ def flat_rows(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(len(x), -1).float()
 
 
+def relu_layers(sizes: list[int]) -> list[nn.Module]:
+    """``Linear`` layers between consecutive ``sizes``, with a ReLU after every one but the last (fresh weights)."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
+        layers += [nn.Linear(a, b)] + ([nn.ReLU()] if i < len(sizes) - 2 else [])
+    return layers
+
+
 def train_mlp(
     x: torch.Tensor, y: torch.Tensor, n_classes: int, recipe: TrainingRecipe, seed: int, device: str = "cpu"
 ) -> nn.Sequential:
@@ -71,11 +79,7 @@ def train_mlp(
     """
     torch.manual_seed(seed)
     xf, y = flat_rows(x).to(device), y.to(device)
-    sizes = [xf.shape[1], *recipe.hidden, n_classes]
-    layers: list[nn.Module] = [nn.Flatten()]
-    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
-        layers += [nn.Linear(a, b)] + ([nn.ReLU()] if i < len(sizes) - 2 else [])
-    net = nn.Sequential(*layers).to(device)
+    net = nn.Sequential(nn.Flatten(), *relu_layers([xf.shape[1], *recipe.hidden, n_classes])).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     for _ in range(recipe.epochs):
         perm = torch.randperm(len(y), device=device)
