@@ -71,11 +71,12 @@ class UntrustedFileError(AisecError, PermissionError):
 class BudgetExceededError(AisecError):
     """The query budget of the threat model is spent."""
 
-    def __init__(self, limit: int, used: int, requested: int) -> None:
+    def __init__(self, limit: int, used: int, requested: int, *, detail: str | None = None) -> None:
         self.limit = limit
         self.used = used
         self.requested = requested
-        super().__init__(f"query budget exceeded: {used} of {limit} queries used, {requested} more requested")
+        message = f"query budget exceeded: {used} of {limit} queries used, {requested} more requested"
+        super().__init__(message if detail is None else f"query budget too small: {detail}")
 
 
 class TargetUnavailableError(AisecError, ConnectionError):

@@ -67,3 +67,13 @@ def test_label_only_config_is_checked() -> None:
     for bad in ({"n_noise": 0}, {"sigma": 0.0}, {"calibration_fpr": 2.0}, {"n_samples": 0}):
         with pytest.raises(ConfigError):
             LabelOnly(**bad)
+
+
+def test_a_small_budget_shrinks_the_sample_before_any_query(overfit: tuple[TorchTarget, Dataset]) -> None:
+    """17 queries a point (the point and 16 noisy copies), 200 population points first: 5000 pay for 47 a side."""
+    target, data = overfit
+    f = LabelOnly(n_samples=None).run(target.view("black-box", "labels", budget=5000), data, AttackContext(seed=0))
+    m = f.metrics
+    assert m["n_members"] == m["n_non_members"] == (5000 - 17 * 200) // 34 == 47
+    assert f.queries == 17 * (200 + 2 * 47) <= 5000
+    assert any("pays for 47 members and 47 non-members of the 100" in flag for flag in f.flags)

@@ -70,3 +70,12 @@ def test_config_and_inputs_are_checked(cancer_mlp_target: TorchTarget, cancer: D
             AttributeInference(**bad)
     with pytest.raises(InputValidationError, match="attribute"):
         AttributeInference(attribute=30).run(cancer_mlp_target.view("grey-box", "probabilities"), cancer)
+
+
+def test_a_small_budget_shrinks_the_records_before_any_query(memorised: tuple[TorchTarget, Dataset]) -> None:
+    """Each record costs one query per candidate value: 400 queries with 2 values pay for 100 of the 200 a side."""
+    target, data = memorised
+    view = target.view("grey-box", "probabilities", budget=400)
+    f = AttributeInference(attribute=0, n_values=2, n_samples=None).run(view, data, AttackContext(seed=0))
+    assert f.metrics["n_members"] == 100 and f.queries == 400
+    assert any("pays for 100 members and 100 non-members of the 200" in flag for flag in f.flags)

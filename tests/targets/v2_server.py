@@ -5,7 +5,8 @@ TF-IDF + LogisticRegression spam filter on a handful of inline texts, in the sha
 use:
 
 - ``POST /v2/models/{cancer|spam|cancer-labels}/infer``: Open Inference Protocol v2
-  (``cancer-labels`` answers INT64 labels only)
+  (``cancer-labels`` answers INT64 labels only); any model in ``State.served`` (FP32 probabilities,
+  as a torch server answers) and its ``-labels`` twin
 - ``GET /v2/health/ready``
 - ``POST /predict`` (plain JSON, probabilities) and ``POST /labels`` (plain JSON, labels only)
 - ``POST /flaky/v2/models/cancer/infer``: answers ``State.flaky_status`` for the next
@@ -20,6 +21,7 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +60,8 @@ class State:
     inputs: Counter[str] = field(default_factory=Counter)  # inputs received per route
     flaky_failures: int = 0
     flaky_status: int = 503
+    #: more models by name: float64 inputs of the request's shape -> (N, C) probabilities
+    served: dict[str, Callable[[np.ndarray], np.ndarray]] = field(default_factory=dict)
 
 
 def fit_models() -> tuple[LogisticRegression, Pipeline]:
@@ -83,6 +87,15 @@ def create_app(state: State) -> FastAPI:
             probs = state.spam.predict_proba(list(tensor["data"]))
         else:
             x = np.asarray(tensor["data"], dtype=np.float64).reshape(tensor["shape"])
+            name = model.removesuffix("-labels")
+            if name in state.served:
+                probs = np.asarray(state.served[name](x), dtype=np.float32)
+                if model != name:
+                    out = {"name": "label", "shape": [n], "datatype": "INT64", "data": probs.argmax(1).tolist()}
+                    return JSONResponse({"model_name": model, "outputs": [out]})
+                data = probs.ravel().tolist()
+                out = {"name": "probabilities", "shape": list(probs.shape), "datatype": "FP32", "data": data}
+                return JSONResponse({"model_name": model, "outputs": [out]})
             if model == "cancer-labels":
                 labels = state.cancer.predict(x.reshape(n, -1)).astype(int)
                 out = {"name": "label", "shape": [n], "datatype": "INT64", "data": labels.tolist()}
@@ -100,7 +113,7 @@ def create_app(state: State) -> FastAPI:
     async def infer(model: str, request: Request) -> JSONResponse:
         body = await request.json()
         state.hits[model] += 1
-        if model not in ("cancer", "spam", "cancer-labels"):
+        if model not in ("cancer", "spam", "cancer-labels") and model.removesuffix("-labels") not in state.served:
             return JSONResponse({"error": f"model {model} not found"}, status_code=404)
         state.inputs[model] += int(_v2_tensor(body)["shape"][0])
         return v2_answer(model, body)

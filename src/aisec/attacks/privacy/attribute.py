@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
+from aisec.attacks.privacy.sample import affordable_split
 from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.data.dataset import Dataset
 from aisec.errors import ConfigError, InputValidationError
@@ -113,7 +114,8 @@ class AttributeInference(Attack):
             raise InputValidationError("data", "tabular inputs of shape (N, features)", "other inputs")
         if cfg.attribute >= data.x_train.shape[1]:
             raise InputValidationError("attribute", f"a feature index below {data.x_train.shape[1]}", cfg.attribute)
-        split = data.membership_split(cfg.n_samples, ctx.seed)
+        # every member and non-member is queried once per candidate value
+        split, shrunk = affordable_split(view, data, cfg.n_samples, ctx.seed, attack=self.name, per_point=cfg.n_values)
         x_in, x_out, x_pop = (
             cast(torch.Tensor, part[0]).float() for part in (split.members, split.non_members, split.population)
         )
@@ -174,4 +176,4 @@ class AttributeInference(Attack):
             f"(95% CI {ci[0]:+.1%} to {ci[1]:+.1%}): {verdict}"
         )
         arrays = {"hits_members": hit, "baseline_hits_members": base, "bin_values": values}
-        return AttackResult(metrics=metrics, summary=summary, arrays=arrays)
+        return AttackResult(metrics=metrics, summary=summary, flags=shrunk, arrays=arrays)

@@ -10,6 +10,7 @@ import torch
 
 from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
 from aisec.attacks.privacy.metrics import bootstrap_intervals, membership_metrics, resolution_flags
+from aisec.attacks.privacy.sample import affordable_split
 from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.data.dataset import Dataset
 from aisec.errors import InputValidationError
@@ -109,7 +110,16 @@ class LabelOnly(Attack):
         cfg: LabelOnlyConfig = self.config
         if not isinstance(data.x_train, torch.Tensor):
             raise InputValidationError("data", "numeric inputs (tensors)", "text")
-        split = data.membership_split(cfg.n_samples, ctx.seed)
+        per = cfg.n_noise + 1  # the point itself and its noisy copies
+        split, shrunk = affordable_split(
+            view,
+            data,
+            cfg.n_samples,
+            ctx.seed,
+            attack=self.name,
+            per_point=per,
+            extra=lambda s: per * min(cfg.n_population, len(s.population[1])),
+        )
         (x_in, y_in), (x_out, y_out), (x_pop, y_pop) = split.members, split.non_members, split.population
         x_in, x_out, x_pop = cast(torch.Tensor, x_in), cast(torch.Tensor, x_out), cast(torch.Tensor, x_pop)
         x_pop, y_pop = x_pop[: cfg.n_population], y_pop[: cfg.n_population]
@@ -135,7 +145,7 @@ class LabelOnly(Attack):
             "mean_score_non_members": float(s_out.mean()) if len(s_out) else 0.0,
             "queries_per_candidate": cfg.n_noise + 1,
         }
-        flags = resolution_flags(metrics)
+        flags = resolution_flags(metrics) + shrunk
         summary = (
             f"label-only ({cfg.n_noise} noisy queries per point, sigma {cfg.sigma}): AUC {metrics['auc']:.3f}, "
             f"TPR {metrics['tpr_at_1pct_fpr']:.1%} at 1% FPR, balanced accuracy {metrics['balanced_accuracy']:.1%}"

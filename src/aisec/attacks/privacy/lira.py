@@ -11,6 +11,7 @@ from scipy.stats import norm
 
 from aisec.attacks.base import AttackContext, AttackResult
 from aisec.attacks.privacy.metrics import bootstrap_intervals, membership_metrics, resolution_flags
+from aisec.attacks.privacy.sample import affordable_split
 from aisec.attacks.privacy.shadow_config import (
     ShadowAttackConfig,
     ShadowMembershipAttack,
@@ -118,7 +119,7 @@ class LiRA(ShadowMembershipAttack):
     def _run(self, view: TargetView, data: Dataset, ctx: AttackContext) -> AttackResult:
         cfg: LiRAConfig = self.config
         pool_x, pool_y = attacker_pool(data)
-        split = data.membership_split(cfg.n_samples, ctx.seed)
+        split, shrunk = affordable_split(view, data, cfg.n_samples, ctx.seed, attack=self.name)
         (x_in, y_in), (x_out, y_out) = split.members, split.non_members
         n_tr = len(data.y_train)
         cand = np.concatenate([split.indices["members_train"], n_tr + split.indices["non_members_test"]])
@@ -145,7 +146,7 @@ class LiRA(ShadowMembershipAttack):
             "shadow_key": shadows.key,
             "attacker_pool_size": len(pool_y),
         }
-        flags = resolution_flags(metrics) + notes
+        flags = resolution_flags(metrics) + notes + shrunk
         summary = (
             f"LiRA ({cfg.mode}, {cfg.variance} variance, {cfg.shadows} shadows): "
             f"TPR {metrics['tpr_at_0.1pct_fpr']:.1%} at 0.1% FPR "

@@ -9,6 +9,7 @@ import torch
 
 from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
 from aisec.attacks.privacy.metrics import bootstrap_intervals, membership_metrics, resolution_flags
+from aisec.attacks.privacy.sample import affordable_split
 from aisec.core.goals import Capability, Goal, Knowledge
 from aisec.data.dataset import Dataset, Features
 from aisec.registry import register_attack
@@ -78,7 +79,9 @@ class LossThreshold(Attack):
 
     def _run(self, view: TargetView, data: Dataset, ctx: AttackContext) -> AttackResult:
         cfg: LossThresholdConfig = self.config
-        split = data.membership_split(cfg.n_samples, ctx.seed)
+        split, shrunk = affordable_split(
+            view, data, cfg.n_samples, ctx.seed, attack=self.name, extra=lambda s: len(s.population[1])
+        )
         (x_in, y_in), (x_out, y_out), (x_pop, y_pop) = split.members, split.non_members, split.population
         total = len(y_in) + len(y_out) + len(y_pop)
         pop = _losses(view, x_pop, y_pop, cfg.batch_size)
@@ -100,7 +103,7 @@ class LossThreshold(Attack):
             "mean_loss_members": float(loss_in.mean()) if len(loss_in) else 0.0,
             "mean_loss_non_members": float(loss_out.mean()) if len(loss_out) else 0.0,
         }
-        flags = resolution_flags(metrics)
+        flags = resolution_flags(metrics) + shrunk
         summary = (
             f"loss threshold: AUC {metrics['auc']:.3f}, TPR {metrics['tpr_at_1pct_fpr']:.1%} at 1% FPR, "
             f"balanced accuracy {metrics['balanced_accuracy']:.1%} ({len(y_in)} members, {len(y_out)} non-members)"

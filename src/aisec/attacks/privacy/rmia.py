@@ -12,6 +12,7 @@ from scipy.special import expit
 from aisec.attacks.base import AttackContext, AttackResult, check_config
 from aisec.attacks.privacy.lira import _phi
 from aisec.attacks.privacy.metrics import bootstrap_intervals, membership_metrics, resolution_flags
+from aisec.attacks.privacy.sample import affordable_split
 from aisec.attacks.privacy.shadow_config import (
     ShadowAttackConfig,
     ShadowMembershipAttack,
@@ -143,7 +144,15 @@ class RMIA(ShadowMembershipAttack):
     def _run(self, view: TargetView, data: Dataset, ctx: AttackContext) -> AttackResult:
         cfg: RMIAConfig = self.config
         pool_x, pool_y = attacker_pool(data)
-        split = data.membership_split(cfg.n_samples, ctx.seed)
+        n_pop = cfg.n_population
+        split, shrunk = affordable_split(
+            view,
+            data,
+            cfg.n_samples,
+            ctx.seed,
+            attack=self.name,
+            extra=lambda s: len(s.population[1]) if n_pop is None else min(n_pop, len(s.population[1])),
+        )
         (x_in, y_in), (x_out, y_out) = split.members, split.non_members
         pop = split.indices["population_test"]
         if cfg.n_population is not None and cfg.n_population < len(pop):
@@ -188,7 +197,7 @@ class RMIA(ShadowMembershipAttack):
             "shadow_key": shadows.key,
             "attacker_pool_size": len(pool_y),
         }
-        flags = resolution_flags(metrics) + notes
+        flags = resolution_flags(metrics) + notes + shrunk
         summary = (
             f"RMIA ({cfg.mode}, {cfg.shadows} reference models, {len(pop)} population points): "
             f"TPR {metrics['tpr_at_0.1pct_fpr']:.1%} at 0.1% FPR "

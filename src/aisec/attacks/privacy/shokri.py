@@ -10,6 +10,7 @@ import torch
 
 from aisec.attacks.base import AttackContext, AttackResult
 from aisec.attacks.privacy.metrics import bootstrap_intervals, membership_metrics, resolution_flags
+from aisec.attacks.privacy.sample import affordable_split
 from aisec.attacks.privacy.shadow_config import (
     ShadowAttackConfig,
     ShadowMembershipAttack,
@@ -155,7 +156,7 @@ class ShadowModelAttack(ShadowMembershipAttack):
     def _run(self, view: TargetView, data: Dataset, ctx: AttackContext) -> AttackResult:
         cfg: ShokriConfig = self.config
         pool_x, pool_y = attacker_pool(data)
-        split = data.membership_split(cfg.n_samples, ctx.seed)
+        split, shrunk = affordable_split(view, data, cfg.n_samples, ctx.seed, attack=self.name)
         (x_in, y_in), (x_out, y_out) = split.members, split.non_members
         n_classes = view.n_classes
         f_target = np.concatenate(
@@ -186,7 +187,7 @@ class ShadowModelAttack(ShadowMembershipAttack):
             "shadow_key": shadows.key,
             "attacker_pool_size": len(pool_y),
         }
-        flags = resolution_flags(metrics) + notes
+        flags = resolution_flags(metrics) + notes + shrunk
         if cfg.per_class and len(models) < n_classes:
             flags.append(f"{n_classes - len(models)} classes had no in/out answers to learn from: scored 0.5")
         summary = (
