@@ -66,7 +66,8 @@ def paired_gain_interval(attack: np.ndarray, base: np.ndarray, n_boot: int, seed
 class AttributeInference(Attack):
     """Attribute inference from a model's answers, beside the no-model baseline.
 
-    Query access (probabilities) plus population data (grey-box: a data sample).
+    Black-box: query access (probabilities) plus population data from the same distribution, the
+    statistics Fredrikson et al. assume and the calibration data ``loss-threshold`` uses too.
 
     The attacker knows a training record's other features and its label and wants one sensitive
     feature. For each candidate value (quantile bins of the population) it queries the model and
@@ -81,9 +82,9 @@ class AttributeInference(Attack):
 
     name = "attribute-inference"
     goal = Goal.PRIVACY
-    needs = frozenset({Capability.PROBABILITIES, Capability.DATA_SAMPLE})
+    needs = frozenset({Capability.PROBABILITIES})
     modalities = frozenset({Modality.TABULAR})
-    knowledge = Knowledge.GREY_BOX  # queries only, plus population data for the prior and the baseline
+    knowledge = Knowledge.BLACK_BOX  # queries only, plus population data for the prior and the baseline
     atlas = "AML.T0024.001"
     owasp = "ML03"
     paper = "Fredrikson et al. 2014, Privacy in Pharmacogenetics; Mehnaz et al. 2022, arXiv:2201.09370"
