@@ -144,7 +144,62 @@ def test_a_local_ray_cluster_trains_the_same_shadows(
         via_ray = shadow_models(x, y, 10, RECIPE, K, seed=5, cache=False, executor=ex)
         assert via_ray.executor == "ray" and via_ray.chunks == 2
         assert same(reference, via_ray)
+        # shadows by the target's own training (a random forest) on the cluster, as here
+        from sklearn.ensemble import RandomForestClassifier
+
+        from aisec.attacks.privacy.recipe_shadows import recipe_shadows
+        from aisec.targets.recipe import SklearnRecipe
+
+        forest = SklearnRecipe(
+            RandomForestClassifier(n_estimators=10, random_state=0), modality="image", input_shape=(1, 8, 8)
+        )
+        here, _ = recipe_shadows(forest, x, y, 2, seed=3)
+        there, notes = recipe_shadows(forest, x, y, 2, seed=3, executor=ex)
+        assert (there.executor, there.chunks, notes) == ("ray", 1, [])
+        assert torch.equal(here.model.logits(x), there.model.logits(x))
         ex.close()  # did not start the cluster: leaves it running
         assert ray.is_initialized()
     finally:
         ray.shutdown()
+
+
+def test_shadows_by_the_targets_own_training_run_on_the_executor(
+    pool: tuple[torch.Tensor, torch.Tensor], processes: ProcessExecutor
+) -> None:
+    """A random forest's shadows, fitted two at a time by worker processes, are the ones fitted here one by one."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    from aisec.attacks.privacy.recipe_shadows import recipe_shadows
+    from aisec.targets.recipe import SklearnRecipe
+
+    x, y = pool
+    recipe = SklearnRecipe(
+        RandomForestClassifier(n_estimators=10, random_state=0), modality="image", input_shape=(1, 8, 8)
+    )
+    steps: list[tuple[int, int]] = []
+    here, notes_here = recipe_shadows(recipe, x, y, 4, seed=3)
+    there, notes_there = recipe_shadows(
+        recipe, x, y, 4, seed=3, progress=lambda d, k: steps.append((d, k)), executor=processes
+    )
+    assert notes_here == notes_there == []
+    assert (here.executor, here.chunks, there.executor, there.chunks) == ("local", 4, "process", 2)
+    assert steps == [(2, 4), (4, 4)]  # a wave of two fits at a time
+    assert torch.equal(here.in_mask, there.in_mask)
+    assert torch.equal(here.model.logits(x), there.model.logits(x))
+
+
+def test_a_trainer_the_workers_cannot_run_is_trained_here_and_said(
+    pool: tuple[torch.Tensor, torch.Tensor], processes: ProcessExecutor
+) -> None:
+    from aisec.attacks.privacy.recipe import train_mlp
+    from aisec.attacks.privacy.recipe_shadows import recipe_shadows
+    from aisec.targets.recipe import TorchRecipe
+
+    def trainer(x: torch.Tensor, y: torch.Tensor, seed: int) -> torch.nn.Module:  # a closure: it cannot be pickled
+        return train_mlp(x, y, 10, RECIPE, seed=seed)
+
+    x, y = pool
+    recipe = TorchRecipe(trainer, n_classes=10, input_shape=(1, 8, 8))
+    shadows, notes = recipe_shadows(recipe, x, y, 2, seed=3, executor=processes)
+    assert shadows.executor == "local" and shadows.model.k == 2
+    assert len(notes) == 1 and "the process executor could not run the target's training" in notes[0]

@@ -6,7 +6,8 @@ target model"). The stacked MLPs of :mod:`aisec.attacks.privacy.shadows` are tha
 CNN, a random forest or a logistic regression, the assessment's :class:`~aisec.targets.recipe.Recipe` is: a
 scikit-learn target is cloned with its hyperparameters and refitted, a torch target is trained by the user's
 trainer function (``target.trainer`` in a spec). :func:`recipe_shadows` trains ``k`` of them, one after another, on
-the same complementary halves (:func:`~aisec.attacks.privacy.shadows.shadow_halves`) the stacked shadows would use.
+the same complementary halves (:func:`~aisec.attacks.privacy.shadows.shadow_halves`) the stacked shadows would use,
+on the run's executor (``--executor process`` or ``ray``: as many fits at a time as it has workers) or in this process.
 
 They are not cached: neither a trainer function nor an estimator has a content address that covers what it does.
 """
@@ -16,10 +17,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
 from aisec.attacks.privacy.shadows import ShadowSet, shadow_halves
+from aisec.core.executor import Executor, LocalExecutor
 from aisec.targets.base import Target
 from aisec.targets.recipe import Recipe
 
@@ -50,6 +53,23 @@ class RecipeShadows:
         return torch.stack([v.predict_proba(x).float().cpu().clamp_min(1e-38).log() for v in self._views])
 
 
+@dataclass(frozen=True, slots=True)
+class _Fit:
+    """One shadow's training, picklable for an executor: the recipe, its half of the pool and its seed."""
+
+    recipe: Recipe
+    x: torch.Tensor
+    y: torch.Tensor
+    seed: int
+
+
+def _fit(task: _Fit) -> tuple[Target, float]:
+    """Train one shadow; the model and the seconds it took (in the worker)."""
+    start = time.perf_counter()
+    model = task.recipe.fit(task.x, task.y, seed=task.seed)
+    return model, time.perf_counter() - start
+
+
 def recipe_shadows(
     recipe: Recipe,
     x: torch.Tensor,
@@ -57,18 +77,40 @@ def recipe_shadows(
     k: int,
     seed: int,
     progress: Callable[[int, int], None] | None = None,
-) -> ShadowSet:
-    """``k`` shadows of ``recipe``, each fitted on a random half of ``(x, y)`` (complementary pairs, seeded);
-    ``progress(done, k)`` after each (a user's trainer may take minutes per model)."""
+    executor: Executor | None = None,
+) -> tuple[ShadowSet, list[str]]:
+    """``k`` shadows of ``recipe``, each fitted on a random half of ``(x, y)`` (complementary pairs, seeded), and
+    the finding's notes.
+
+    ``executor`` runs as many fits at a time as it has workers (default: this process, one after another);
+    ``progress(done, k)`` after each wave (a user's trainer may take minutes per model). A recipe the executor
+    cannot run (a trainer function its workers cannot import) is trained here instead, and the notes say so.
+    """
     masks, seeds = shadow_halves(len(y), k, seed)
+    tasks = [_Fit(recipe, x[m], y[m], s % (2**31 - 1)) for m, s in zip(masks, seeds, strict=True)]
+    ex = executor if executor is not None else LocalExecutor()
+    wave = ex.workers
     start = time.perf_counter()
-    models: list[Target] = []
-    for m, s in zip(masks, seeds, strict=True):
-        models.append(recipe.fit(x[m], y[m], seed=s % (2**31 - 1)))
+    done: list[tuple[Target, float]] = []
+    notes: list[str] = []
+    while len(done) < k:
+        batch = tasks[len(done) : len(done) + wave]
+        try:
+            done += ex.map(_fit, batch)
+        except Exception as err:  # a worker cannot import or run the trainer: train here, where a real error repeats
+            if ex.name == "local":
+                raise
+            why = f"{type(err).__name__}: {err}".splitlines()[0][:200]
+            log.warning("the %s executor could not train the target's shadows (%s); training here", ex.name, why)
+            notes.append(f"the {ex.name} executor could not run the target's training ({why}); trained in this process")
+            ex, wave = LocalExecutor(), 1
+            continue
         if progress is not None:
-            progress(len(models), k)
+            progress(len(done), k)
     total = time.perf_counter() - start
     kind = recipe.describe().get("kind", "recipe")
-    log.info("%d shadows trained by the target's %s recipe in %.1f s", k, kind, total)
-    return ShadowSet(RecipeShadows(models), masks, total / k, False, f"recipe:{kind}", total, total / k,
-                     "local", 1, "trainer")  # fmt: skip
+    log.info("%d shadows trained by the target's %s recipe in %.1f s (%s)", k, kind, total, ex.name)
+    worker = sum(d[1] for d in done) / k
+    shadows = ShadowSet(RecipeShadows([d[0] for d in done]), masks, total / k, False, f"recipe:{kind}", total, worker,
+                        ex.name, -(-k // wave), "trainer")  # fmt: skip
+    return shadows, notes

@@ -55,7 +55,7 @@ class ShadowAttackConfig:
     trainer:
         How shadows are trained: ``"mlp"``, the recipe's MLPs, stacked and cached; ``"target"``, the target's
         own training process (an sklearn target cloned and refitted, a torch target by ``target.trainer``),
-        one after another and not cached (:mod:`~aisec.attacks.privacy.recipe_shadows`); ``"auto"`` (default),
+        on the run's executor and not cached (:mod:`~aisec.attacks.privacy.recipe_shadows`); ``"auto"`` (default),
         the target's own process where the assessment has one, else the MLPs.
     n_samples:
         Members and as many non-members to evaluate on; ``None`` uses all the split allows.
@@ -146,8 +146,10 @@ def build_shadows(
             "an sklearn target has one, a torch target needs target.trainer in the spec (AttackContext.recipe)"
         )
     if cfg.trainer != "mlp" and ctx.recipe is not None:
-        shadows = recipe_shadows(ctx.recipe, pool_x, pool_y, cfg.shadows, ctx.seed, progress=ctx.step)
-        return shadows, {"shadow_trainer": str(ctx.recipe.describe().get("kind", "recipe"))}, []
+        shadows, notes = recipe_shadows(
+            ctx.recipe, pool_x, pool_y, cfg.shadows, ctx.seed, progress=ctx.step, executor=ctx.executor
+        )
+        return shadows, {"shadow_trainer": str(ctx.recipe.describe().get("kind", "recipe"))}, notes
     recipe, notes = shadow_recipe(cfg, view, pool_x)
     shadows = train_shadows(cfg, view, ctx, pool_x, pool_y, recipe)
     return shadows, {"shadow_trainer": "mlp", "shadow_hidden": list(recipe.hidden)}, notes
