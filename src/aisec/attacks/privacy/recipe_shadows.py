@@ -100,7 +100,8 @@ def recipe_shadows(
         except Exception as err:  # a worker cannot import or run the trainer: train here, where a real error repeats
             if ex.name == "local":
                 raise
-            why = f"{type(err).__name__}: {err}".splitlines()[0][:200]
+            first = next((line.strip() for line in str(err).splitlines() if line.strip()), "")
+            why = f"{type(err).__name__}: {first}"[:200]
             log.warning("the %s executor could not train the target's shadows (%s); training here", ex.name, why)
             notes.append(f"the {ex.name} executor could not run the target's training ({why}); trained in this process")
             ex, wave = LocalExecutor(), 1
