@@ -11,6 +11,7 @@ from aisec.errors import ConfigError
 
 PROPERTIES = ("class-share", "feature-threshold")
 REPRESENTATIONS = ("auto", "white-box", "black-box")
+TRAINERS = ("auto", "mlp", "target")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -47,6 +48,11 @@ class PropertyInferenceConfig:
     hidden, epochs, lr, batch_size, weight_decay:
         The target's training recipe as the attacker knows it (white-box: the hidden widths are
         read from the target).
+    trainer:
+        How the shadows are trained: ``"mlp"``, the recipe's MLPs, stacked; ``"target"``, the target's own
+        training process (an sklearn target cloned and refitted, a torch target by ``target.trainer``), on the
+        run's executor, read through the black-box representation; ``"auto"`` (default): the target's own
+        where the assessment has one and the representation is black-box, else the MLPs.
     """
 
     property: Literal["class-share", "feature-threshold"] = "class-share"
@@ -64,6 +70,7 @@ class PropertyInferenceConfig:
     lr: float = 1e-3
     batch_size: int = 64
     weight_decay: float = 0.0
+    trainer: Literal["auto", "mlp", "target"] = "auto"
 
     def __post_init__(self) -> None:
         name = "property-inference"
@@ -75,6 +82,13 @@ class PropertyInferenceConfig:
         if self.representation not in REPRESENTATIONS:
             allowed = ", ".join(REPRESENTATIONS)
             raise ConfigError(f"{name}.representation: {self.representation!r} is not allowed; allowed: {allowed}")
+        if self.trainer not in TRAINERS:
+            raise ConfigError(f"{name}.trainer: {self.trainer!r} is not allowed; allowed: {', '.join(TRAINERS)}")
+        if self.trainer == "target" and self.representation == "white-box":
+            raise ConfigError(
+                f"{name}.trainer: 'target' shadows are read by their outputs; representation 'white-box' needs "
+                "the recipe's MLPs (trainer 'mlp' or 'auto')"
+            )
         if self.threshold is not None and (
             isinstance(self.threshold, bool) or not isinstance(self.threshold, int | float)
         ):

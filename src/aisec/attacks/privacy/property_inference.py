@@ -13,7 +13,9 @@ from aisec.attacks.base import Attack, AttackContext, AttackResult
 from aisec.attacks.privacy.metrics import clopper_pearson
 from aisec.attacks.privacy.property_config import PropertyInferenceConfig
 from aisec.attacks.privacy.recipe import mlp_layers
+from aisec.attacks.privacy.recipe_shadows import fit_shadows, no_own_training
 from aisec.attacks.privacy.shadow_config import attacker_pool
+from aisec.attacks.privacy.shadows import ShadowModels
 from aisec.attacks.privacy.stacked import StackedMLP, train_stacked
 from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.data.dataset import Dataset
@@ -99,6 +101,8 @@ class PropertyInference(Attack):
             cut = float(flat[:, cfg.feature].median()) if cfg.threshold is None else float(cfg.threshold)
             has, what = flat[:, cfg.feature] > cut, f"share of points with feature {cfg.feature} > {cut:.4g}"
             true_share = float((data.x_train.reshape(len(data.x_train), -1)[:, cfg.feature] > cut).float().mean())
+        if cfg.trainer == "target" and ctx.recipe is None:
+            raise no_own_training()
         flags: list[str] = []
         rep, layers = self._representation(view, flat.shape[1], flags)
         gen = torch.Generator().manual_seed(ctx.seed)
@@ -106,9 +110,24 @@ class PropertyInference(Attack):
         hidden = tuple(m.out_features for m in layers[:-1]) if layers else None
         recipe = cfg.recipe(hidden)
         ctx.step(1, 3)
-        model = train_stacked(pool_x, pool_y, masks, view.n_classes, recipe, gen, view.device)
+        model: ShadowModels
+        if cfg.trainer != "mlp" and ctx.recipe is not None and rep == "black-box":
+            seeds = torch.randint(0, 2**31 - 1, (len(masks),), generator=gen).tolist()
+            own, notes = fit_shadows(
+                ctx.recipe,
+                pool_x,
+                pool_y,
+                masks,
+                seeds,
+                executor=ctx.executor,
+                progress=lambda d, k: ctx.step(1 + d, k + 2),
+            )
+            model, trainer, flags = own.model, str(ctx.recipe.describe().get("kind", "recipe")), flags + notes
+        else:
+            model, trainer = train_stacked(pool_x, pool_y, masks, view.n_classes, recipe, gen, view.device), "mlp"
         ctx.step(2, 3)
         if rep == "white-box":
+            assert isinstance(model, StackedMLP)  # white-box shadows are always the recipe's MLPs
             feats = neuron_summary(model.weights, model.biases)
             with torch.no_grad():
                 w = [m.weight.detach().cpu().T.unsqueeze(0).float() for m in layers]
@@ -135,6 +154,7 @@ class PropertyInference(Attack):
             "n_shadows": n,
             "shadow_size": size,
             "shadow_hidden": list(recipe.hidden),
+            "shadow_trainer": trainer,
             "representation": rep,
             "property": what,
             "proportions": list(props),
@@ -143,6 +163,8 @@ class PropertyInference(Attack):
             "target_true_share": true_share,
             "target_guess_is_nearest_true": guess == nearest,
         }
+        if trainer != "mlp":
+            del metrics["shadow_hidden"]  # the target's own training: no widths of the attacker's
         lo = metrics["meta_accuracy_ci95"][0]
         verdict = "tells the shares apart" if lo > chance else "does not tell the shares apart beyond chance"
         summary = (
@@ -158,7 +180,7 @@ class PropertyInference(Attack):
 
     def _representation(self, view: TargetView, d: int, flags: list[str]) -> tuple[str, list[nn.Linear] | None]:
         cfg: PropertyInferenceConfig = self.config
-        if cfg.representation == "black-box":
+        if cfg.representation == "black-box" or cfg.trainer == "target":
             return "black-box", None
         if cfg.representation == "white-box":
             view.require(Capability.PARAMETERS)
@@ -212,8 +234,8 @@ class PropertyInference(Attack):
         return hits, _meta_classifier(seed).fit(feats, labels).predict_proba(target)[0]
 
 
-def _outputs(model: StackedMLP, x: torch.Tensor) -> np.ndarray:
+def _outputs(model: ShadowModels, x: torch.Tensor) -> np.ndarray:
     """``(K, n * C)``: every shadow's float32 softmax probabilities on the query set, flattened."""
     with torch.no_grad():
-        p = torch.softmax(model.logits(x.to(model.weights[0].device)), dim=-1).cpu()
+        p = torch.softmax(model.logits(x.to(model.device)), dim=-1).cpu()
     return p.double().reshape(model.k, -1).numpy()

@@ -23,6 +23,7 @@ import torch
 
 from aisec.attacks.privacy.shadows import ShadowSet, shadow_halves
 from aisec.core.executor import Executor, LocalExecutor
+from aisec.errors import UnsupportedTargetError
 from aisec.targets.base import Target
 from aisec.targets.recipe import Recipe
 
@@ -53,6 +54,14 @@ class RecipeShadows:
         return torch.stack([v.predict_proba(x).float().cpu().clamp_min(1e-38).log() for v in self._views])
 
 
+def no_own_training() -> UnsupportedTargetError:
+    """The error for ``trainer='target'`` where the assessment has no training process of the target."""
+    return UnsupportedTargetError(
+        "trainer='target' trains shadows with the target's own training process, and this assessment has none: "
+        "an sklearn target has one, a torch target needs target.trainer in the spec (AttackContext.recipe)"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class _Fit:
     """One shadow's training, picklable for an executor: the recipe, its half of the pool and its seed."""
@@ -80,13 +89,28 @@ def recipe_shadows(
     executor: Executor | None = None,
 ) -> tuple[ShadowSet, list[str]]:
     """``k`` shadows of ``recipe``, each fitted on a random half of ``(x, y)`` (complementary pairs, seeded), and
-    the finding's notes.
+    the finding's notes (:func:`fit_shadows`)."""
+    masks, seeds = shadow_halves(len(y), k, seed)
+    return fit_shadows(recipe, x, y, masks, seeds, progress=progress, executor=executor)
+
+
+def fit_shadows(
+    recipe: Recipe,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    masks: torch.Tensor,
+    seeds: list[int],
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    executor: Executor | None = None,
+) -> tuple[ShadowSet, list[str]]:
+    """Shadow ``i`` of ``recipe`` fitted on the points ``masks[i]`` of ``(x, y)`` with seed ``seeds[i]``.
 
     ``executor`` runs as many fits at a time as it has workers (default: this process, one after another);
     ``progress(done, k)`` after each wave (a user's trainer may take minutes per model). A recipe the executor
     cannot run (a trainer function its workers cannot import) is trained here instead, and the notes say so.
     """
-    masks, seeds = shadow_halves(len(y), k, seed)
+    k = len(masks)
     tasks = [_Fit(recipe, x[m], y[m], s % (2**31 - 1)) for m, s in zip(masks, seeds, strict=True)]
     ex = executor if executor is not None else LocalExecutor()
     wave = ex.workers

@@ -16,11 +16,11 @@ import torch
 
 from aisec.attacks.base import Attack, AttackContext, check_config
 from aisec.attacks.privacy.recipe import TrainingRecipe, mlp_layers
-from aisec.attacks.privacy.recipe_shadows import recipe_shadows
+from aisec.attacks.privacy.recipe_shadows import no_own_training, recipe_shadows
 from aisec.attacks.privacy.shadows import ShadowSet, shadow_models
 from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.data.dataset import Dataset
-from aisec.errors import ConfigError, InputValidationError, UnsupportedTargetError
+from aisec.errors import ConfigError, InputValidationError
 from aisec.targets.base import TargetView
 
 
@@ -141,10 +141,7 @@ def build_shadows(
 ) -> tuple[ShadowSet, dict[str, Any], list[str]]:
     """The attack's shadows (``cfg.trainer``), what its metrics record of how they were trained, and its notes."""
     if cfg.trainer == "target" and ctx.recipe is None:
-        raise UnsupportedTargetError(
-            "trainer='target' trains shadows with the target's own training process, and this assessment has none: "
-            "an sklearn target has one, a torch target needs target.trainer in the spec (AttackContext.recipe)"
-        )
+        raise no_own_training()
     if cfg.trainer != "mlp" and ctx.recipe is not None:
         shadows, notes = recipe_shadows(
             ctx.recipe, pool_x, pool_y, cfg.shadows, ctx.seed, progress=ctx.step, executor=ctx.executor
