@@ -18,7 +18,7 @@ import yaml
 
 from aisec.core.findings import Finding
 
-from ..targets.v2_server import ServerThread, State, create_app, fit_models
+from ..targets.v2_server import ServerThread, State, serving
 from .conftest import REPO, run_aisec
 
 pytestmark = pytest.mark.integration
@@ -26,11 +26,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[ServerThread, State]]:
-    cancer, spam = fit_models()
-    state = State(cancer=cancer, spam=spam)
-    srv = ServerThread(create_app(state)).start()
-    yield srv, state
-    srv.stop()
+    with serving() as pair:
+        yield pair
 
 
 def test_the_breast_cancer_example_assesses_a_served_model(served: tuple[ServerThread, State], tmp_path: Path) -> None:

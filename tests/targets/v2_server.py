@@ -21,7 +21,8 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -191,3 +192,16 @@ class ServerThread:
         self.server.should_exit = True
         self._thread.join(timeout=5)
         self._sock.close()
+
+
+@contextmanager
+def serving(state: State | None = None) -> Iterator[tuple[ServerThread, State]]:
+    """A started server of ``state`` (default: :func:`fit_models`' cancer and spam models), stopped on exit."""
+    if state is None:
+        cancer, spam = fit_models()
+        state = State(cancer=cancer, spam=spam)
+    srv = ServerThread(create_app(state)).start()
+    try:
+        yield srv, state
+    finally:
+        srv.stop()

@@ -12,7 +12,7 @@ from aisec.data import Dataset
 from aisec.errors import BudgetExceededError, ConfigError
 from aisec.targets import SklearnTarget, TorchTarget
 from aisec.targets.http import HttpTarget
-from tests.targets.v2_server import ServerThread, State, create_app, fit_models
+from tests.targets.v2_server import ServerThread, State, serving
 
 
 def test_text_sponge_packs_many_more_tokens_within_the_limit(
@@ -69,11 +69,8 @@ def test_budget_and_config_are_checked(tiny_text_target: SklearnTarget, tiny_tex
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[ServerThread, State]]:
-    cancer, spam = fit_models()
-    state = State(cancer=cancer, spam=spam)
-    srv = ServerThread(create_app(state)).start()
-    yield srv, state
-    srv.stop()
+    with serving() as pair:
+        yield pair
 
 
 @pytest.mark.integration

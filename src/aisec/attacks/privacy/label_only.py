@@ -118,7 +118,7 @@ class LabelOnly(Attack):
             ctx.seed,
             attack=self.name,
             per_point=per,
-            extra=lambda s: per * min(cfg.n_population, len(s.population[1])),
+            population=cfg.n_population,
         )
         (x_in, y_in), (x_out, y_out), (x_pop, y_pop) = split.members, split.non_members, split.population
         x_in, x_out, x_pop = cast(torch.Tensor, x_in), cast(torch.Tensor, x_out), cast(torch.Tensor, x_pop)

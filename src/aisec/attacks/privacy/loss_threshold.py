@@ -79,9 +79,7 @@ class LossThreshold(Attack):
 
     def _run(self, view: TargetView, data: Dataset, ctx: AttackContext) -> AttackResult:
         cfg: LossThresholdConfig = self.config
-        split, shrunk = affordable_split(
-            view, data, cfg.n_samples, ctx.seed, attack=self.name, extra=lambda s: len(s.population[1])
-        )
+        split, shrunk = affordable_split(view, data, cfg.n_samples, ctx.seed, attack=self.name, population=None)
         (x_in, y_in), (x_out, y_out), (x_pop, y_pop) = split.members, split.non_members, split.population
         total = len(y_in) + len(y_out) + len(y_pop)
         pop = _losses(view, x_pop, y_pop, cfg.batch_size)

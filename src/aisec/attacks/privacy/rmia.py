@@ -144,14 +144,8 @@ class RMIA(ShadowMembershipAttack):
     def _run(self, view: TargetView, data: Dataset, ctx: AttackContext) -> AttackResult:
         cfg: RMIAConfig = self.config
         pool_x, pool_y = attacker_pool(data)
-        n_pop = cfg.n_population
         split, shrunk = affordable_split(
-            view,
-            data,
-            cfg.n_samples,
-            ctx.seed,
-            attack=self.name,
-            extra=lambda s: len(s.population[1]) if n_pop is None else min(n_pop, len(s.population[1])),
+            view, data, cfg.n_samples, ctx.seed, attack=self.name, population=cfg.n_population
         )
         (x_in, y_in), (x_out, y_out) = split.members, split.non_members
         pop = split.indices["population_test"]

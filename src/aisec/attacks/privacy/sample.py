@@ -9,8 +9,6 @@ finding says so; below :data:`MIN_PER_SIDE` points a side the attack refuses up 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from aisec.data import Dataset
 from aisec.data.dataset import MembershipSplit
 from aisec.errors import BudgetExceededError
@@ -28,7 +26,7 @@ def affordable_split(
     *,
     attack: str,
     per_point: int = 1,
-    extra: Callable[[MembershipSplit], int] = lambda split: 0,
+    population: int | None = 0,
 ) -> tuple[MembershipSplit, list[str]]:
     """:meth:`Dataset.membership_split` cut to what ``view``'s remaining budget pays for.
 
@@ -41,9 +39,10 @@ def affordable_split(
     attack:
         The attack's name, for the flag and the error.
     per_point:
-        Queries per evaluated member or non-member.
-    extra:
-        Queries the attack spends besides (population calibration), given the split.
+        Queries per evaluated point.
+    population:
+        Population points the attack also queries, at ``per_point`` each, to calibrate: ``0`` none, ``None`` all
+        of the split's, ``n`` at most ``n``.
 
     Returns
     -------
@@ -57,7 +56,8 @@ def affordable_split(
     split = data.membership_split(n, seed)
     left = view.budget.remaining
     k = len(split.members[1])
-    fixed = extra(split)
+    n_pop = len(split.population[1])
+    fixed = per_point * (n_pop if population is None else min(population, n_pop))
     need = per_point * (k + len(split.non_members[1])) + fixed
     if left is None or need <= left:
         return split, []
