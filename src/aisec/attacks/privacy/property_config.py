@@ -7,11 +7,11 @@ from typing import Literal
 
 from aisec.attacks.base import check_config
 from aisec.attacks.privacy.recipe import TrainingRecipe
+from aisec.attacks.privacy.recipe_shadows import TRAINERS
 from aisec.errors import ConfigError
 
 PROPERTIES = ("class-share", "feature-threshold")
 REPRESENTATIONS = ("auto", "white-box", "black-box")
-TRAINERS = ("auto", "mlp", "target")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

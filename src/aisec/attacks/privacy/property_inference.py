@@ -13,7 +13,7 @@ from aisec.attacks.base import Attack, AttackContext, AttackResult
 from aisec.attacks.privacy.metrics import clopper_pearson
 from aisec.attacks.privacy.property_config import PropertyInferenceConfig
 from aisec.attacks.privacy.recipe import mlp_layers
-from aisec.attacks.privacy.recipe_shadows import fit_shadows, no_own_training
+from aisec.attacks.privacy.recipe_shadows import fit_shadows, own_training, recipe_kind
 from aisec.attacks.privacy.shadow_config import attacker_pool
 from aisec.attacks.privacy.shadows import ShadowModels
 from aisec.attacks.privacy.stacked import StackedMLP, train_stacked
@@ -101,8 +101,7 @@ class PropertyInference(Attack):
             cut = float(flat[:, cfg.feature].median()) if cfg.threshold is None else float(cfg.threshold)
             has, what = flat[:, cfg.feature] > cut, f"share of points with feature {cfg.feature} > {cut:.4g}"
             true_share = float((data.x_train.reshape(len(data.x_train), -1)[:, cfg.feature] > cut).float().mean())
-        if cfg.trainer == "target" and ctx.recipe is None:
-            raise no_own_training()
+        own = own_training(cfg.trainer, ctx.recipe)
         flags: list[str] = []
         rep, layers = self._representation(view, flat.shape[1], flags)
         gen = torch.Generator().manual_seed(ctx.seed)
@@ -111,10 +110,10 @@ class PropertyInference(Attack):
         recipe = cfg.recipe(hidden)
         ctx.step(1, 3)
         model: ShadowModels
-        if cfg.trainer != "mlp" and ctx.recipe is not None and rep == "black-box":
+        if own is not None and rep == "black-box":
             seeds = torch.randint(0, 2**31 - 1, (len(masks),), generator=gen).tolist()
-            own, notes = fit_shadows(
-                ctx.recipe,
+            shadows, notes = fit_shadows(
+                own,
                 pool_x,
                 pool_y,
                 masks,
@@ -122,7 +121,7 @@ class PropertyInference(Attack):
                 executor=ctx.executor,
                 progress=lambda d, k: ctx.step(1 + d, k + 2),
             )
-            model, trainer, flags = own.model, str(ctx.recipe.describe().get("kind", "recipe")), flags + notes
+            model, trainer, flags = shadows.model, recipe_kind(own), flags + notes
         else:
             model, trainer = train_stacked(pool_x, pool_y, masks, view.n_classes, recipe, gen, view.device), "mlp"
         ctx.step(2, 3)

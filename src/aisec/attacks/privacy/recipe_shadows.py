@@ -5,9 +5,10 @@ Sec. 4: the attacker "trains shadow models on random samples from the data distr
 target model"). The stacked MLPs of :mod:`aisec.attacks.privacy.shadows` are that only for an MLP target. For a
 CNN, a random forest or a logistic regression, the assessment's :class:`~aisec.targets.recipe.Recipe` is: a
 scikit-learn target is cloned with its hyperparameters and refitted, a torch target is trained by the user's
-trainer function (``target.trainer`` in a spec). :func:`recipe_shadows` trains ``k`` of them, one after another, on
-the same complementary halves (:func:`~aisec.attacks.privacy.shadows.shadow_halves`) the stacked shadows would use,
-on the run's executor (``--executor process`` or ``ray``: as many fits at a time as it has workers) or in this process.
+trainer function (``target.trainer`` in a spec). :func:`recipe_shadows` trains ``k`` of them on the same
+complementary halves (:func:`~aisec.attacks.privacy.shadows.shadow_halves`) the stacked shadows would use, on the
+run's executor (``--executor process`` or ``ray``: as many fits at a time as it has workers) or, by default, one
+after another in this process.
 
 They are not cached: neither a trainer function nor an estimator has a content address that covers what it does.
 """
@@ -54,12 +55,24 @@ class RecipeShadows:
         return torch.stack([v.predict_proba(x).float().cpu().clamp_min(1e-38).log() for v in self._views])
 
 
-def no_own_training() -> UnsupportedTargetError:
-    """The error for ``trainer='target'`` where the assessment has no training process of the target."""
-    return UnsupportedTargetError(
-        "trainer='target' trains shadows with the target's own training process, and this assessment has none: "
-        "an sklearn target has one, a torch target needs target.trainer in the spec (AttackContext.recipe)"
-    )
+TRAINERS = ("auto", "mlp", "target")
+"""A shadow attack's ``trainer``: the recipe's MLPs, the target's own training process, or that where there is one."""
+
+
+def own_training(trainer: str, recipe: Recipe | None) -> Recipe | None:
+    """The target's training process the shadows use under ``trainer`` (:data:`TRAINERS`), or ``None`` for the
+    recipe's MLPs; raises :class:`UnsupportedTargetError` for ``"target"`` when the assessment has none."""
+    if trainer == "target" and recipe is None:
+        raise UnsupportedTargetError(
+            "trainer='target' trains shadows with the target's own training process, and this assessment has none: "
+            "an sklearn target has one, a torch target needs target.trainer in the spec (AttackContext.recipe)"
+        )
+    return None if trainer == "mlp" else recipe
+
+
+def recipe_kind(recipe: Recipe) -> str:
+    """The name a finding records for shadows of ``recipe`` (``shadow_trainer``): its ``describe()["kind"]``."""
+    return str(recipe.describe().get("kind", "recipe"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +146,7 @@ def fit_shadows(
         if progress is not None:
             progress(len(done), k)
     total = time.perf_counter() - start
-    kind = recipe.describe().get("kind", "recipe")
+    kind = recipe_kind(recipe)
     log.info("%d shadows trained by the target's %s recipe in %.1f s (%s)", k, kind, total, ex.name)
     worker = sum(d[1] for d in done) / k
     shadows = ShadowSet(RecipeShadows([d[0] for d in done]), masks, total / k, False, f"recipe:{kind}", total, worker,

@@ -16,7 +16,7 @@ import torch
 
 from aisec.attacks.base import Attack, AttackContext, check_config
 from aisec.attacks.privacy.recipe import TrainingRecipe, mlp_layers
-from aisec.attacks.privacy.recipe_shadows import no_own_training, recipe_shadows
+from aisec.attacks.privacy.recipe_shadows import TRAINERS, own_training, recipe_kind, recipe_shadows
 from aisec.attacks.privacy.shadows import ShadowSet, shadow_models
 from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.data.dataset import Dataset
@@ -86,8 +86,8 @@ class ShadowAttackConfig:
         check_config(self, name, positive=("lr",), non_negative=("weight_decay",))
         if self.shadows < 2:
             raise ConfigError(f"{name}.shadows: expected at least 2, got {self.shadows}")
-        if self.trainer not in ("auto", "mlp", "target"):
-            raise ConfigError(f"{name}.trainer: {self.trainer!r} is not allowed; allowed: auto, mlp, target")
+        if self.trainer not in TRAINERS:
+            raise ConfigError(f"{name}.trainer: {self.trainer!r} is not allowed; allowed: {', '.join(TRAINERS)}")
         if self.hidden is not None:
             if isinstance(self.hidden, str) or not isinstance(self.hidden, list | tuple):
                 raise ConfigError(f"{name}.hidden: expected a list of layer widths, got {self.hidden!r}")
@@ -140,13 +140,12 @@ def build_shadows(
     cfg: ShadowAttackConfig, view: TargetView, ctx: AttackContext, pool_x: torch.Tensor, pool_y: torch.Tensor
 ) -> tuple[ShadowSet, dict[str, Any], list[str]]:
     """The attack's shadows (``cfg.trainer``), what its metrics record of how they were trained, and its notes."""
-    if cfg.trainer == "target" and ctx.recipe is None:
-        raise no_own_training()
-    if cfg.trainer != "mlp" and ctx.recipe is not None:
+    own = own_training(cfg.trainer, ctx.recipe)
+    if own is not None:
         shadows, notes = recipe_shadows(
-            ctx.recipe, pool_x, pool_y, cfg.shadows, ctx.seed, progress=ctx.step, executor=ctx.executor
+            own, pool_x, pool_y, cfg.shadows, ctx.seed, progress=ctx.step, executor=ctx.executor
         )
-        return shadows, {"shadow_trainer": str(ctx.recipe.describe().get("kind", "recipe"))}, notes
+        return shadows, {"shadow_trainer": recipe_kind(own)}, notes
     recipe, notes = shadow_recipe(cfg, view, pool_x)
     shadows = train_shadows(cfg, view, ctx, pool_x, pool_y, recipe)
     return shadows, {"shadow_trainer": "mlp", "shadow_hidden": list(recipe.hidden)}, notes
