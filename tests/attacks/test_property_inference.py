@@ -181,9 +181,11 @@ def test_shadows_by_the_targets_own_training_read_a_forest_right(seed: int) -> N
     from aisec.targets.recipe import recipe_for
 
     target, data = _forest_with_feature_share(0.7, seed)
-    ctx = AttackContext(seed=seed, recipe=recipe_for(target))
+    steps: list[float] = []
+    ctx = AttackContext(seed=seed, recipe=recipe_for(target), progress=lambda done, total: steps.append(done / total))
     attack = PropertyInference(property="feature-threshold", feature=0, shadow_size=SIZE)
     f = attack.run(target.view("grey-box", "probabilities"), data, ctx)
+    assert steps == sorted(steps) and steps[-1] == 1.0 and len(steps) > 64  # a step per fit, never backwards
     m = f.metrics
     assert m["shadow_trainer"] == "sklearn" and m["representation"] == "black-box" and "shadow_hidden" not in m
     assert m["meta_accuracy_ci95"][0] > 0.5 and m["target_guess"] == 0.7, f.summary

@@ -101,16 +101,18 @@ class PropertyInference(Attack):
             cut = float(flat[:, cfg.feature].median()) if cfg.threshold is None else float(cfg.threshold)
             has, what = flat[:, cfg.feature] > cut, f"share of points with feature {cfg.feature} > {cut:.4g}"
             true_share = float((data.x_train.reshape(len(data.x_train), -1)[:, cfg.feature] > cut).float().mean())
-        own = own_training(cfg.trainer, ctx.recipe)
+        own = own_training(cfg.trainer, ctx.recipe)  # raises for trainer='target' without one
         flags: list[str] = []
         rep, layers = self._representation(view, flat.shape[1], flags)
         gen = torch.Generator().manual_seed(ctx.seed)
         masks, labels, size = self._masks(has, len(data.y_train), gen, flags)
         hidden = tuple(m.out_features for m in layers[:-1]) if layers else None
         recipe = cfg.recipe(hidden)
-        ctx.step(1, 3)
+        own = own if rep == "black-box" else None  # the neuron summary reads the recipe's MLPs
+        steps = len(masks) + 2 if own is not None else 3  # a step per fit of the target's own training
+        ctx.step(1, steps)
         model: ShadowModels
-        if own is not None and rep == "black-box":
+        if own is not None:
             seeds = torch.randint(0, 2**31 - 1, (len(masks),), generator=gen).tolist()
             shadows, notes = fit_shadows(
                 own,
@@ -119,12 +121,12 @@ class PropertyInference(Attack):
                 masks,
                 seeds,
                 executor=ctx.executor,
-                progress=lambda d, k: ctx.step(1 + d, k + 2),
+                progress=lambda done, _: ctx.step(1 + done, steps),
             )
             model, trainer, flags = shadows.model, recipe_kind(own), flags + notes
         else:
             model, trainer = train_stacked(pool_x, pool_y, masks, view.n_classes, recipe, gen, view.device), "mlp"
-        ctx.step(2, 3)
+        ctx.step(steps - 1, steps)
         if rep == "white-box":
             assert isinstance(model, StackedMLP)  # white-box shadows are always the recipe's MLPs
             feats = neuron_summary(model.weights, model.biases)
@@ -137,7 +139,7 @@ class PropertyInference(Attack):
             feats = _outputs(model, pool_x[qidx])
             target_feats = view.predict_proba(pool_x[qidx]).cpu().double().reshape(1, -1).numpy()
         acc_hits, guess_p = self._meta(feats, labels, target_feats, ctx.seed)
-        ctx.step(3, 3)
+        ctx.step(steps, steps)
         props = cfg.shares()
         n, hits = len(labels), int(acc_hits.sum())
         from scipy.stats import binomtest
@@ -152,7 +154,7 @@ class PropertyInference(Attack):
             "p_value_vs_chance": float(binomtest(hits, n, chance, alternative="greater").pvalue),
             "n_shadows": n,
             "shadow_size": size,
-            "shadow_hidden": list(recipe.hidden),
+            **({"shadow_hidden": list(recipe.hidden)} if trainer == "mlp" else {}),  # own training: no widths
             "shadow_trainer": trainer,
             "representation": rep,
             "property": what,
@@ -162,8 +164,6 @@ class PropertyInference(Attack):
             "target_true_share": true_share,
             "target_guess_is_nearest_true": guess == nearest,
         }
-        if trainer != "mlp":
-            del metrics["shadow_hidden"]  # the target's own training: no widths of the attacker's
         lo = metrics["meta_accuracy_ci95"][0]
         verdict = "tells the shares apart" if lo > chance else "does not tell the shares apart beyond chance"
         summary = (
