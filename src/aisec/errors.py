@@ -14,7 +14,9 @@ so ``except ValueError`` still works for bad values::
     ├── TargetUnavailableError (ConnectionError)  a remote target did not answer usefully
     └── MissingDependencyError (ImportError) an optional extra is not installed
 
-The CLI prints an ``AisecError`` as one line and exits with status 2.
+The CLI prints an ``AisecError`` as one line and exits with status 2. Every error pickles with
+its message and attributes, so one raised in a worker process or a Ray task reaches the caller
+as itself.
 """
 
 from __future__ import annotations
@@ -22,8 +24,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 
+def _rebuild(cls: type[AisecError], args: tuple[object, ...]) -> AisecError:
+    """An error of ``cls`` with ``args`` set and ``__init__`` not run (its state is restored after)."""
+    err = cls.__new__(cls)
+    err.args = args
+    return err
+
+
 class AisecError(Exception):
     """Root of every error aisec raises on purpose."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Exception's own reduce calls cls(*self.args), i.e. cls(message): wrong for errors whose
+        # __init__ takes other arguments (a worker's error then breaks the process pool)
+        return (_rebuild, (type(self), self.args), self.__dict__ or None)
 
 
 class ConfigError(AisecError, ValueError):

@@ -16,7 +16,7 @@ from aisec.attacks.privacy.recipe import TrainingRecipe
 from aisec.attacks.privacy.shadows import ShadowSet, shadow_models
 from aisec.core.executor import Executor, LocalExecutor, ProcessExecutor, make_executor
 from aisec.data import Dataset
-from aisec.errors import ConfigError, MissingDependencyError
+from aisec.errors import ConfigError, InputValidationError, MissingDependencyError
 from aisec.targets import TorchTarget
 
 RECIPE = TrainingRecipe(hidden=(16,), epochs=3, lr=1e-2, batch_size=32)
@@ -120,6 +120,17 @@ def test_make_executor_names_and_checks() -> None:
         ProcessExecutor(2, start_method="fork")
 
 
+@pytest.mark.integration
+def test_an_error_in_a_worker_reaches_the_caller_as_itself() -> None:
+    # before aisec's errors pickled, this broke the pool ("BrokenProcessPool") and lost the message
+    from tests.helpers import refuse_empty
+
+    with ProcessExecutor(1) as ex:
+        with pytest.raises(InputValidationError, match="masks: expected every model with at least one"):
+            ex.map(refuse_empty, [1, 0])
+        assert ex.map(refuse_empty, [2, 3]) == [2, 3]  # the pool still works
+
+
 def test_ray_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray now fails
     with pytest.raises(MissingDependencyError, match=r"aisec\[ray\]"):
@@ -157,6 +168,11 @@ def test_a_local_ray_cluster_trains_the_same_shadows(
         there, notes = recipe_shadows(forest, x, y, 2, seed=3, executor=ex)
         assert (there.executor, there.chunks, notes) == ("ray", 1, [])
         assert torch.equal(here.model.logits(x), there.model.logits(x))
+        from tests.helpers import refuse_empty
+
+        with pytest.raises(InputValidationError, match=r"^masks: expected every model") as raised:
+            ex.map(refuse_empty, [0])
+        assert type(raised.value) is InputValidationError  # Ray's wrapper removed: one line for the CLI
         ex.close()  # did not start the cluster: leaves it running
         assert ray.is_initialized()
     finally:

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, ClassVar, TypeVar
 
-from aisec.errors import ConfigError, MissingDependencyError
+from aisec.errors import AisecError, ConfigError, MissingDependencyError
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,13 @@ class RayExecutor(Executor):
         if self._remote is None:
             self._remote = self._ray.remote(num_cpus=1)(_call)
         refs = [self._remote.remote(fn, item, self.threads_per_worker) for item in items]
-        return list(self._ray.get(refs))
+        try:
+            return list(self._ray.get(refs))
+        except self._ray.exceptions.RayTaskError as err:
+            # Ray wraps a task's error with the remote traceback; aisec's own errors are one line
+            if isinstance(err.cause, AisecError):
+                raise err.cause from err
+            raise
 
     def close(self) -> None:
         if self._owns and self._ray.is_initialized():
