@@ -47,8 +47,10 @@ def test_the_breast_cancer_example_assesses_a_served_model(served: tuple[ServerT
     ran = {f.attack for f in findings}
     assert {"loss-threshold", "label-only", "attribute-inference"} <= ran, ran
     assert all(f.knowledge.value == "black-box" for f in findings if f.goal.value == "privacy")
-    # the assessor's own measurements (e.g. a stolen copy's fidelity) also go to the server, uncharged
-    assert sum(state.inputs.values()) >= sum(f.queries for f in findings) > 0
+    # every input the server received is counted: the attacks' queries, the assessor's uncharged checks (e.g. a
+    # stolen copy's fidelity on held-out data) and the one probe that checks the target takes the data
+    assert sum(f.check_queries for f in findings) > 0
+    assert sum(state.inputs.values()) == sum(f.queries + f.check_queries for f in findings) + 1
 
     report = json.loads((tmp_path / "run" / "report.json").read_text(encoding="utf-8"))
     privacy = next(g for g in report["goals"] if g["goal"] == "privacy")

@@ -79,6 +79,7 @@ def convention_findings(run_dir: Path) -> list[Finding]:
             "fidelity",
             "higher",
             queries=3000,
+            check_queries=449,  # the assessor's fidelity measurement on held-out inputs
         ),
         _finding(
             "inversion-test",

@@ -193,6 +193,14 @@ def test_summary_shows_verdicts_and_top_fixes(full_dir: Path, tmp_path: Path) ->
     assert [f.id for f in digest.top_fixes] == list(digest.scorecard.top_fixes)
 
 
+def test_the_findings_table_counts_the_assessors_checks_apart(full_dir: Path, tmp_path: Path) -> None:
+    table = _dom(full_dir, tmp_path).tables["findings"]
+    col = table[0].index("Queries")
+    rows = {r[0].split()[0]: r[col] for r in table[1:]}
+    assert re.fullmatch(r"3000\s*\+ 449 checks", rows["knockoff-test"]), rows["knockoff-test"]
+    assert rows["inversion-test"] == "0"  # no checks: nothing added
+
+
 def test_plots_per_goal(real_dir: Path, full_dir: Path, tmp_path: Path) -> None:
     real = _dom(real_dir, tmp_path)
     figures = {a["id"] for t, a in real.tags if t == "figure"}

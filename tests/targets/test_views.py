@@ -77,6 +77,18 @@ def test_labels_only_output_refuses_probabilities_without_charging(
     assert view.capabilities == {C.LABELS}
 
 
+def test_the_assessors_checks_are_counted_apart_from_the_budget(
+    digits_cnn_target: TorchTarget, digits: Dataset
+) -> None:
+    view = digits_cnn_target.view("black-box", "labels", budget=5)
+    view.predict(digits.x_test[:3])
+    checks = view.evaluation_view()
+    checks.predict_proba(digits.x_test[:40])  # the assessor scores with probabilities, past the attacker's budget
+    checks.evaluation_view().predict(digits.x_test[:2])  # a check's own check is counted in the same place
+    assert (view.queries, view.budget.remaining, view.check_queries) == (3, 2, 42)
+    assert digits_cnn_target.view("black-box", "labels").check_queries == 0  # per view, not per target
+
+
 def test_white_box_gets_a_differentiable_model_and_pays_no_queries(
     digits_cnn_target: TorchTarget, digits_cnn: nn.Module, digits: Dataset
 ) -> None:

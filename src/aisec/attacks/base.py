@@ -177,7 +177,7 @@ class Attack(Configurable, ABC):
                 "or a torch trainer function (target.trainer in a spec, AttackContext.recipe in Python)"
             )
         torch.manual_seed(ctx.seed)
-        queries_before = view.queries
+        queries_before, checks_before = view.queries, view.check_queries
         start = time.perf_counter()
         result = self._run(view, data, ctx)
         seconds = time.perf_counter() - start
@@ -202,6 +202,7 @@ class Attack(Configurable, ABC):
             evidence=evidence,
             seconds=round(seconds, 4),
             queries=view.queries - queries_before,
+            check_queries=view.check_queries - checks_before,
             atlas=self.atlas,
             owasp=self.owasp,
             paper=self.paper,

@@ -63,7 +63,12 @@ class Finding(BaseModel):
     flags: list[str] = Field(default_factory=list, description="Warnings about the evaluation itself.")
     evidence: dict[str, str] = Field(default_factory=dict)
     seconds: float = 0.0
-    queries: int = 0
+    queries: int = Field(0, description="Queries the attack sent to the target, charged to its query budget.")
+    check_queries: int = Field(
+        0,
+        description="Inputs the assessor's own checks sent to the target (to score what the attack achieved, "
+        "e.g. a stolen copy's fidelity): not the attacker's, not charged to its budget, but received by the target.",
+    )
     atlas: str = ""
     owasp: str = ""
     paper: str = ""

@@ -193,7 +193,14 @@ class TargetView:
     """
 
     def __init__(
-        self, target: Target, knowledge: Knowledge, output: OutputKind, budget: QueryBudget, top_k: int = 1
+        self,
+        target: Target,
+        knowledge: Knowledge,
+        output: OutputKind,
+        budget: QueryBudget,
+        top_k: int = 1,
+        *,
+        checks: QueryBudget | None = None,
     ) -> None:
         if top_k < 1:
             raise InputValidationError("top_k", "an integer >= 1", top_k)
@@ -204,6 +211,7 @@ class TargetView:
         self.top_k = top_k
         self.forward_passes = 0
         self._model: nn.Module | None = None
+        self._checks = checks if checks is not None else QueryBudget(None)
 
     # -- facts the attacker may know -----------------------------------------------------------
     @property
@@ -230,6 +238,11 @@ class TargetView:
     def queries(self) -> int:
         """Queries charged to the budget through this view's budget."""
         return self.budget.used
+
+    @property
+    def check_queries(self) -> int:
+        """Inputs the assessor's checks sent through :meth:`evaluation_view` views of this view (never charged)."""
+        return self._checks.used
 
     @property
     def capabilities(self) -> frozenset[Capability]:
@@ -305,9 +318,13 @@ class TargetView:
 
         An attack uses it only to score what it achieved (fidelity of a stolen model on held-out
         data, overlap of recovered secrets with the true ones), never to steer the attack: its
-        queries are not the attacker's and are not charged to :attr:`budget`.
+        queries are not the attacker's and are not charged to :attr:`budget`; they are counted in
+        :attr:`check_queries`, since a remote target receives them like any other.
         """
-        return TargetView(self._target, Knowledge.WHITE_BOX, OutputKind.PROBABILITIES, QueryBudget(None), self.top_k)
+        checks = self._checks
+        return TargetView(
+            self._target, Knowledge.WHITE_BOX, OutputKind.PROBABILITIES, checks, self.top_k, checks=checks
+        )
 
     def __repr__(self) -> str:
         return (
