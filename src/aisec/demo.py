@@ -143,7 +143,7 @@ train shadows like it, as the grey-box attacker of Carlini et al. 2022 does."""
 
 def cancer_mlp(seed: int = 0) -> Path:
     """TorchScript file of the demo's breast-cancer MLP (trained long enough to overfit a little)."""
-    recipe = {"epochs": 300, "lr": 3e-3, "batch_size": 32, "hidden": 128, "seed": seed}  # the cache key, as before
+    recipe = {**CANCER_RECIPE, "seed": seed}  # the cache key: a changed recipe is a new model
     data = load_breast_cancer(seed=seed)
 
     def build() -> nn.Module:
