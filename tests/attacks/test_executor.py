@@ -18,6 +18,7 @@ from aisec.core.executor import Executor, LocalExecutor, ProcessExecutor, make_e
 from aisec.data import Dataset
 from aisec.errors import ConfigError, InputValidationError, MissingDependencyError
 from aisec.targets import TorchTarget
+from aisec.targets.recipe import SklearnRecipe
 
 RECIPE = TrainingRecipe(hidden=(16,), epochs=3, lr=1e-2, batch_size=32)
 K = 6
@@ -156,14 +157,9 @@ def test_a_local_ray_cluster_trains_the_same_shadows(
         assert via_ray.executor == "ray" and via_ray.chunks == 2
         assert same(reference, via_ray)
         # shadows by the target's own training (a random forest) on the cluster, as here
-        from sklearn.ensemble import RandomForestClassifier
-
         from aisec.attacks.privacy.recipe_shadows import recipe_shadows
-        from aisec.targets.recipe import SklearnRecipe
 
-        forest = SklearnRecipe(
-            RandomForestClassifier(n_estimators=10, random_state=0), modality="image", input_shape=(1, 8, 8)
-        )
+        forest = _forest_recipe()
         here, _ = recipe_shadows(forest, x, y, 2, seed=3)
         there, notes = recipe_shadows(forest, x, y, 2, seed=3, executor=ex)
         assert (there.executor, there.chunks, notes) == ("ray", 1, [])
@@ -179,19 +175,23 @@ def test_a_local_ray_cluster_trains_the_same_shadows(
         ray.shutdown()
 
 
+def _forest_recipe() -> SklearnRecipe:
+    """The training process of a small seeded random forest on digits: shadows of it are picklable to workers."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    return SklearnRecipe(
+        RandomForestClassifier(n_estimators=10, random_state=0), modality="image", input_shape=(1, 8, 8)
+    )
+
+
 def test_shadows_by_the_targets_own_training_run_on_the_executor(
     pool: tuple[torch.Tensor, torch.Tensor], processes: ProcessExecutor
 ) -> None:
     """A random forest's shadows, fitted two at a time by worker processes, are the ones fitted here one by one."""
-    from sklearn.ensemble import RandomForestClassifier
-
     from aisec.attacks.privacy.recipe_shadows import recipe_shadows
-    from aisec.targets.recipe import SklearnRecipe
 
     x, y = pool
-    recipe = SklearnRecipe(
-        RandomForestClassifier(n_estimators=10, random_state=0), modality="image", input_shape=(1, 8, 8)
-    )
+    recipe = _forest_recipe()
     steps: list[tuple[int, int]] = []
     here, notes_here = recipe_shadows(recipe, x, y, 4, seed=3)
     there, notes_there = recipe_shadows(
