@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aisec.errors import ConfigError
+from aisec.core.configurable import check_choice
 
 _COLORS = {
     "better": "green",
@@ -28,8 +28,7 @@ def diff_command(
 
     from aisec.report.diff import diff_runs
 
-    if format not in ("table", "json", "markdown"):
-        raise ConfigError(f"--format: {format!r} is not allowed; allowed: table, json, markdown")
+    check_choice("--format", format, ("table", "json", "markdown"))
     con = console or Console()
     result = diff_runs(run_a, run_b)
     if format == "json":

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from aisec.core.configurable import check_choice
 from aisec.errors import AisecError, ConfigError
 from aisec.scan.lock import lock_key, read_lock, sha256_file, verify
 from aisec.scan.lock import write_lock as write_lock_file
@@ -122,8 +123,7 @@ def scan_command(
     out = console or Console()
     err = Console(stderr=True) if console is None else console
     try:
-        if format not in FORMATS:
-            raise ConfigError(f"format: {format!r} is not allowed; allowed: {', '.join(FORMATS)}")
+        check_choice("format", format, FORMATS)
         paths = [Path(p) for p in paths]
         if not paths:
             raise ConfigError("scan: give at least one file or folder")

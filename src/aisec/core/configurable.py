@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from aisec.errors import ConfigError
@@ -44,3 +44,13 @@ class Configurable:
     def params(self) -> dict[str, Any]:
         """The config as plain values (``asdict``), as written to findings, reports and specs."""
         return dataclasses.asdict(self.config)
+
+
+def check_choice(what: str, value: object, allowed: Sequence[object]) -> None:
+    """Raise a one-line :class:`ConfigError` when ``value`` is not one of ``allowed``.
+
+    ``what`` names the field as a user writes it (``"pgd.norm"``, ``"target.protocol"``); the message
+    lists the allowed values in their order, e.g. ``pgd.norm: 'l3' is not allowed; allowed: linf, l2``.
+    """
+    if value not in allowed:
+        raise ConfigError(f"{what}: {value!r} is not allowed; allowed: {', '.join(str(a) for a in allowed)}")

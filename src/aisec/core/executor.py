@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, ClassVar, TypeVar
 
+from aisec.core.configurable import check_choice
 from aisec.errors import AisecError, ConfigError, MissingDependencyError
 
 log = logging.getLogger(__name__)
@@ -114,8 +115,7 @@ class ProcessExecutor(Executor):
 
     def __init__(self, workers: int | None = None, *, threads_per_worker: int = 1, start_method: str = "spawn") -> None:
         _check_workers(workers, "process")
-        if start_method not in ("spawn", "forkserver"):
-            raise ConfigError(f"process.start_method: {start_method!r} is not allowed; allowed: spawn, forkserver")
+        check_choice("process.start_method", start_method, ("spawn", "forkserver"))
         self._workers = workers or max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
         self.threads_per_worker = threads_per_worker
         self.start_method = start_method
@@ -210,13 +210,12 @@ def make_executor(kind: str = "local", *, workers: int | None = None, address: s
     existing cluster. Raises :class:`~aisec.errors.ConfigError` for an unknown kind and
     :class:`~aisec.errors.MissingDependencyError` when Ray is asked for but not installed.
     """
+    check_choice("executor", kind, EXECUTORS)
     if kind == "local":
         return LocalExecutor()
     if kind == "process":
         return ProcessExecutor(workers)
-    if kind == "ray":
-        return RayExecutor(workers, address=address)
-    raise ConfigError(f"executor: {kind!r} is not allowed; allowed: {', '.join(EXECUTORS)}")
+    return RayExecutor(workers, address=address)
 
 
 __all__ = ["EXECUTORS", "Executor", "LocalExecutor", "ProcessExecutor", "RayExecutor", "make_executor"]

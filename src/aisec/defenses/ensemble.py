@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from aisec.attacks.base import check_config
+from aisec.core.configurable import check_choice
 from aisec.data.dataset import Dataset
 from aisec.defenses.base import Defended, Defense, ProgressFn, register_defense
 from aisec.errors import ConfigError, InputValidationError
@@ -37,8 +38,7 @@ class Ensemble(nn.Module):
         super().__init__()
         if len(models) < 2:
             raise InputValidationError("models", "two or more models", f"{len(models)}")
-        if combine not in ("probabilities", "logits"):
-            raise ConfigError(f"combine: {combine!r} is not allowed; allowed: probabilities, logits")
+        check_choice("combine", combine, ("probabilities", "logits"))
         self.members = nn.ModuleList(models)
         self.combine = combine
 
@@ -75,8 +75,7 @@ class EnsembleConfig:
         check_config(self, "ensemble", positive=(*ints, "lr"), integer=ints)
         if self.members < 2:
             raise ConfigError(f"ensemble.members: expected 2 or more, got {self.members}")
-        if self.combine not in ("probabilities", "logits"):
-            raise ConfigError(f"ensemble.combine: {self.combine!r} is not allowed; allowed: probabilities, logits")
+        check_choice("ensemble.combine", self.combine, ("probabilities", "logits"))
 
 
 def _reinitialise(model: nn.Module, seed: int) -> nn.Module:

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aisec.core.configurable import check_choice
 from aisec.errors import ConfigError, MissingDependencyError
 
 COLUMNS = (
@@ -83,8 +84,7 @@ class SqliteAudit:
     """Audit rows in a SQLite file (WAL, fsync per commit); thread-safe."""
 
     def __init__(self, path: str | Path, *, retention_days: float | None = None, synchronous: str = "normal") -> None:
-        if synchronous not in ("normal", "full"):
-            raise ConfigError(f"audit.synchronous: {synchronous!r} is not allowed; allowed: normal, full")
+        check_choice("audit.synchronous", synchronous, ("normal", "full"))
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.retention_days = retention_days

@@ -18,6 +18,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from aisec.core.configurable import check_choice
 from aisec.core.files import write_text_atomic
 from aisec.errors import ConfigError
 from aisec.gateway.settings import ROLES
@@ -92,8 +93,7 @@ class KeyStore:
     # -- operations ------------------------------------------------------------------------
     def create(self, role: str, name: str = "") -> tuple[str, KeyRecord]:
         """A new key; returns ``(token, record)``. The token is not stored anywhere."""
-        if role not in ROLES:
-            raise ConfigError(f"role: {role!r} is not allowed; allowed: {', '.join(ROLES)}")
+        check_choice("role", role, ROLES)
         with self._lock:
             self._load()
             key_id = secrets.token_hex(6)

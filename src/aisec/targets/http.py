@@ -31,6 +31,7 @@ import httpx
 import numpy as np
 import torch
 
+from aisec.core.configurable import check_choice
 from aisec.core.goals import Capability, Modality
 from aisec.errors import ConfigError, InputValidationError, TargetUnavailableError, UnsupportedTargetError
 from aisec.targets.base import Inputs, Target
@@ -123,12 +124,10 @@ class HttpTarget(Target):
     ) -> None:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ConfigError(f"target.url: expected an http:// or https:// URL, got {url!r}")
-        if protocol not in ("v2", "json"):
-            raise ConfigError(f"target.protocol: {protocol!r} is not allowed; allowed: v2, json")
+        check_choice("target.protocol", protocol, ("v2", "json"))
         if protocol == "v2" and not model_name:
             raise ConfigError("target.model_name: the v2 protocol needs the model's name")
-        if returns not in (None, "probabilities", "labels"):
-            raise ConfigError(f"returns: {returns!r} is not allowed; allowed: probabilities, labels, None")
+        check_choice("returns", returns, ("probabilities", "labels", None))
         if not timeout > 0:
             raise InputValidationError("timeout", "a number of seconds > 0", timeout)
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 
+from aisec.core.configurable import check_choice
 from aisec.core.goals import Modality
 from aisec.errors import ConfigError, InputValidationError, MissingDependencyError
 from aisec.targets.base import Inputs, Target
@@ -97,8 +98,7 @@ class OnnxTarget(Target):
     ) -> None:
         if Modality.parse(modality, field="modality") is Modality.TEXT:
             raise ConfigError("modality: an onnx target takes numeric inputs; text is not supported")
-        if outputs not in ("logits", "probabilities"):
-            raise ConfigError(f"outputs: {outputs!r} is not allowed; allowed: logits, probabilities")
+        check_choice("outputs", outputs, ("logits", "probabilities"))
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InputValidationError("batch_size", "an integer >= 1", batch_size)
         if input_shape is None:

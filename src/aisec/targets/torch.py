@@ -13,6 +13,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 
+from aisec.core.configurable import check_choice
 from aisec.core.goals import Modality
 from aisec.errors import ConfigError, InputValidationError, UntrustedFileError
 from aisec.targets.base import Target, resolve_device
@@ -164,14 +165,10 @@ class TorchTarget(Target):
     ) -> None:
         if not isinstance(model, nn.Module):
             raise InputValidationError("model", "a torch.nn.Module", type(model).__name__)
-        if outputs not in ("logits", "probabilities"):
-            raise ConfigError(f"outputs: {outputs!r} is not allowed; allowed: logits, probabilities")
+        check_choice("outputs", outputs, ("logits", "probabilities"))
         if batch_size < 1:
             raise InputValidationError("batch_size", "an integer >= 1", batch_size)
-        if memory_format not in ("auto", "contiguous", "channels_last"):
-            raise ConfigError(
-                f"memory_format: {memory_format!r} is not allowed; allowed: auto, contiguous, channels_last"
-            )
+        check_choice("memory_format", memory_format, ("auto", "contiguous", "channels_last"))
         super_kwargs = dict(modality=modality, input_shape=input_shape, clip=clip, device=device, name=name)
         self._module = model
         self.outputs = outputs

@@ -13,6 +13,7 @@ import torch
 from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
 from aisec.attacks.poisoning._retrain import predict, retrain
 from aisec.attacks.poisoning.common import PoisonedSet
+from aisec.core.configurable import check_choice
 from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.data.dataset import Dataset
 from aisec.errors import ConfigError, InputValidationError
@@ -156,8 +157,7 @@ class DictionaryConfig:
             v = getattr(self, f)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 raise ConfigError(f"dictionary.{f}: expected an integer > 0 or null, got {v!r}")
-        if self.source not in SOURCES:
-            raise ConfigError(f"dictionary.source: {self.source!r} is not allowed; allowed: {', '.join(SOURCES)}")
+        check_choice("dictionary.source", self.source, SOURCES)
         if self.fractions is not None:
             if isinstance(self.fractions, str) or not isinstance(self.fractions, list | tuple) or not self.fractions:
                 raise ConfigError(f"dictionary.fractions: expected a non-empty list, got {self.fractions!r}")

@@ -11,9 +11,9 @@ import torch.nn.functional as F
 
 from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
 from aisec.attacks.confidentiality import _thief_nets as tn
+from aisec.core.configurable import check_choice
 from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.data.dataset import Dataset
-from aisec.errors import ConfigError
 from aisec.registry import register_attack
 from aisec.targets.base import TargetView
 
@@ -56,8 +56,7 @@ class KnockoffConfig:
             integer=("queries", "rounds", "batch", "clusters", "steps"),
             positive=("queries", "rounds", "batch", "clusters", "steps"),
         )
-        if self.sampling not in ("random", "adaptive"):
-            raise ConfigError(f"knockoff.sampling: {self.sampling!r} is not allowed; allowed: random, adaptive")
+        check_choice("knockoff.sampling", self.sampling, ("random", "adaptive"))
         check_config(self, "knockoff", counts=("n_eval",))
 
 

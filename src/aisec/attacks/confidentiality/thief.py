@@ -11,6 +11,7 @@ from torch import nn
 
 from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
 from aisec.attacks.confidentiality import _thief_nets as tn
+from aisec.core.configurable import check_choice
 from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.data.dataset import Dataset
 from aisec.errors import ConfigError
@@ -52,8 +53,7 @@ class ThiefConfig:
     def __post_init__(self) -> None:
         check_config(self, "thief", integer=("queries", "rounds", "steps"), positive=("queries", "rounds", "steps"))
         check_config(self, "thief", unit=("threshold",))
-        if self.selection not in ("active", "random"):
-            raise ConfigError(f"thief.selection: {self.selection!r} is not allowed; allowed: active, random")
+        check_choice("thief.selection", self.selection, ("active", "random"))
         if not isinstance(self.semi_supervised, bool):
             raise ConfigError(f"thief.semi_supervised: expected true or false, got {self.semi_supervised!r}")
         check_config(self, "thief", counts=("n_eval",))

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from aisec.attacks.base import AttackContext, AttackResult, check_config
 from aisec.attacks.integrity.common import WhiteBoxEvasion, correct_batches, evasion_inputs
+from aisec.core.configurable import check_choice
 from aisec.data.dataset import Dataset
 from aisec.errors import ConfigError
 from aisec.registry import register_attack
@@ -59,10 +60,8 @@ class APGDConfig:
     def __post_init__(self) -> None:
         ints = ("steps", "restarts", "n_target_classes", "batch_size")
         check_config(self, "apgd", non_negative=("eps",), integer=ints, positive=ints, unit=("rho",))
-        if self.norm not in ("linf", "l2"):
-            raise ConfigError(f"apgd.norm: {self.norm!r} is not allowed; allowed: linf, l2")
-        if self.loss not in ("ce", "dlr", "dlr-targeted"):
-            raise ConfigError(f"apgd.loss: {self.loss!r} is not allowed; allowed: ce, dlr, dlr-targeted")
+        check_choice("apgd.norm", self.norm, ("linf", "l2"))
+        check_choice("apgd.loss", self.loss, ("ce", "dlr", "dlr-targeted"))
         check_config(self, "apgd", counts=("n_samples",))
 
 

@@ -9,6 +9,7 @@ import torch
 
 from aisec.attacks.base import AttackContext, AttackResult, check_config
 from aisec.attacks.integrity.common import WhiteBoxEvasion, correct_batches, evasion_inputs
+from aisec.core.configurable import check_choice
 from aisec.data.dataset import Dataset
 from aisec.errors import ConfigError
 from aisec.registry import register_attack
@@ -54,8 +55,7 @@ class DeepFoolConfig:
     def __post_init__(self) -> None:
         ints = ("steps", "batch_size")
         check_config(self, "deepfool", integer=ints, positive=ints, non_negative=("overshoot",))
-        if self.norm not in ("l2", "linf"):
-            raise ConfigError(f"deepfool.norm: {self.norm!r} is not allowed; allowed: l2, linf")
+        check_choice("deepfool.norm", self.norm, ("l2", "linf"))
         if self.candidates is not None:
             check_config(self, "deepfool", integer=("candidates",))
             if self.candidates < 2:

@@ -16,6 +16,7 @@ from aisec.attacks.integrity.common import WhiteBoxEvasion, evasion_inputs
 from aisec.attacks.integrity.fgsm import fgsm_perturb
 from aisec.attacks.integrity.pgd import pgd_attack
 from aisec.attacks.integrity.sanity import blackbox_beats_whitebox, curve_does_not_fall, unbounded_not_zero
+from aisec.core.configurable import check_choice
 from aisec.core.goals import Capability
 from aisec.data.dataset import Dataset
 from aisec.errors import BudgetExceededError, ConfigError
@@ -70,8 +71,7 @@ class RobustEvalConfig:
     def __post_init__(self) -> None:
         ints = ("steps", "n_target_classes", "batch_size")
         check_config(self, "robust-eval", integer=ints, positive=ints)
-        if self.norm not in ("linf", "l2"):
-            raise ConfigError(f"robust-eval.norm: {self.norm!r} is not allowed; allowed: linf, l2")
+        check_choice("robust-eval.norm", self.norm, ("linf", "l2"))
         check_config(self, "robust-eval", counts=("n_samples",))
         for name in ("eps", "attacks"):
             value = getattr(self, name)

@@ -13,9 +13,10 @@ import numpy as np
 import torch
 
 from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
+from aisec.core.configurable import check_choice
 from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.data.dataset import Dataset
-from aisec.errors import BudgetExceededError, ConfigError, InputValidationError
+from aisec.errors import BudgetExceededError, InputValidationError
 from aisec.registry import register_attack
 from aisec.targets.base import TargetView
 
@@ -74,14 +75,8 @@ class GoodWordConfig:
     def __post_init__(self) -> None:
         ints = ("max_words", "n_candidates", "n_probes", "min_count")
         check_config(self, "good-word", integer=(*ints, "ham_class"), positive=ints, non_negative=("ham_class",))
-        if self.selection not in _SELECTIONS:
-            raise ConfigError(
-                f"good-word.selection: {self.selection!r} is not allowed; allowed: {', '.join(_SELECTIONS)}"
-            )
-        if self.word_source not in _SOURCES:
-            raise ConfigError(
-                f"good-word.word_source: {self.word_source!r} is not allowed; allowed: {', '.join(_SOURCES)}"
-            )
+        check_choice("good-word.selection", self.selection, _SELECTIONS)
+        check_choice("good-word.word_source", self.word_source, _SOURCES)
         check_config(self, "good-word", counts=("n_samples",))
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from aisec.attacks.base import check_config
-from aisec.errors import ConfigError
+from aisec.core.configurable import check_choice
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -45,8 +45,7 @@ class HopSkipJumpConfig:
     def __post_init__(self) -> None:
         ints = ("iterations", "init_evals", "max_evals")
         check_config(self, "hopskipjump", integer=ints, positive=ints)
-        if self.norm not in ("l2", "linf"):
-            raise ConfigError(f"hopskipjump.norm: {self.norm!r} is not allowed; allowed: l2, linf")
+        check_choice("hopskipjump.norm", self.norm, ("l2", "linf"))
         check_config(self, "hopskipjump", counts=("queries_per_input",))
         if self.eps is not None:
             check_config(self, "hopskipjump", non_negative=("eps",))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from aisec.attacks.base import check_config
-from aisec.errors import ConfigError
+from aisec.core.configurable import check_choice
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -53,8 +53,7 @@ class PGDConfig:
     def __post_init__(self) -> None:
         ints = ("steps", "restarts", "batch_size")
         check_config(self, "pgd", non_negative=("eps",), integer=ints, positive=ints)
-        if self.norm not in ("linf", "l2"):
-            raise ConfigError(f"pgd.norm: {self.norm!r} is not allowed; allowed: linf, l2")
+        check_choice("pgd.norm", self.norm, ("linf", "l2"))
         if self.alpha is not None:
             check_config(self, "pgd", positive=("alpha",))
         check_config(self, "pgd", counts=("n_samples",))

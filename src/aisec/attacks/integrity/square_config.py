@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from aisec.attacks.base import check_config
+from aisec.core.configurable import check_choice
 from aisec.errors import ConfigError
 
 
@@ -36,8 +37,7 @@ class SquareConfig:
 
     def __post_init__(self) -> None:
         check_config(self, "square", non_negative=("eps",), integer=("queries_per_input",))
-        if self.norm not in ("linf", "l2"):
-            raise ConfigError(f"square.norm: {self.norm!r} is not allowed; allowed: linf, l2")
+        check_choice("square.norm", self.norm, ("linf", "l2"))
         if self.queries_per_input < 2:
             raise ConfigError(f"square.queries_per_input: expected an integer >= 2, got {self.queries_per_input!r}")
         check_config(self, "square", unit=("p_init",), positive=("p_init",))

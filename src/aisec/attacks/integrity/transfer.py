@@ -12,6 +12,7 @@ from torch import nn
 
 from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
 from aisec.attacks.integrity.pgd import pgd_perturb
+from aisec.core.configurable import check_choice
 from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.data.dataset import Dataset
 from aisec.errors import BudgetExceededError, ConfigError
@@ -54,10 +55,8 @@ class TransferConfig:
     def __post_init__(self) -> None:
         ints = ("steps", "epochs", "n_samples")
         check_config(self, "transfer", non_negative=("eps",), integer=ints, positive=ints)
-        if self.norm not in ("linf", "l2"):
-            raise ConfigError(f"transfer.norm: {self.norm!r} is not allowed; allowed: linf, l2")
-        if self.surrogate not in ("auto", "mlp", "cnn"):
-            raise ConfigError(f"transfer.surrogate: {self.surrogate!r} is not allowed; allowed: auto, mlp, cnn")
+        check_choice("transfer.norm", self.norm, ("linf", "l2"))
+        check_choice("transfer.surrogate", self.surrogate, ("auto", "mlp", "cnn"))
         check_config(self, "transfer", counts=("pool_size",))
 
 

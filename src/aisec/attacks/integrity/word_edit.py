@@ -10,9 +10,10 @@ import numpy as np
 import torch
 
 from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
+from aisec.core.configurable import check_choice
 from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.data.dataset import Dataset
-from aisec.errors import BudgetExceededError, ConfigError, InputValidationError
+from aisec.errors import BudgetExceededError, InputValidationError
 from aisec.registry import register_attack
 from aisec.targets.base import TargetView
 
@@ -51,8 +52,7 @@ class WordEditConfig:
 
     def __post_init__(self) -> None:
         check_config(self, "word-edit", integer=("max_edits", "max_tries"), positive=("max_edits", "max_tries"))
-        if self.mode not in _MODES:
-            raise ConfigError(f"word-edit.mode: {self.mode!r} is not allowed; allowed: {', '.join(_MODES)}")
+        check_choice("word-edit.mode", self.mode, _MODES)
         if self.source_class is not None:
             check_config(self, "word-edit", integer=("source_class",), non_negative=("source_class",))
         check_config(self, "word-edit", counts=("n_samples",))

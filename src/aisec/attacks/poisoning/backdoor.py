@@ -11,6 +11,7 @@ import torch
 from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
 from aisec.attacks.poisoning._retrain import accuracy, concat, predict, retrain, take, train_split
 from aisec.attacks.poisoning.common import PatchTrigger, PoisonedSet, TokenTrigger, poison_count
+from aisec.core.configurable import check_choice
 from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.data.dataset import Dataset
 from aisec.errors import ConfigError, InputValidationError
@@ -108,8 +109,7 @@ def check_trigger_config(cfg: Any, name: str) -> None:
     check_config(cfg, name, integer=("target_label", "patch_size"), positive=("patch_size",))
     if cfg.target_label < 0:
         raise ConfigError(f"{name}.target_label: expected a class index >= 0, got {cfg.target_label!r}")
-    if cfg.corner not in CORNERS:
-        raise ConfigError(f"{name}.corner: {cfg.corner!r} is not allowed; allowed: {', '.join(CORNERS)}")
+    check_choice(f"{name}.corner", cfg.corner, CORNERS)
     if not isinstance(cfg.tokens, str) or not cfg.tokens.split():
         raise ConfigError(f"{name}.tokens: expected words separated by spaces, got {cfg.tokens!r}")
 
@@ -145,8 +145,7 @@ class BackdoorConfig:
         check_config(self, "backdoor", positive=("fraction",))
         if not self.fraction < 1:
             raise ConfigError(f"backdoor.fraction: expected a number in (0, 1), got {self.fraction!r}")
-        if self.mode not in ("add", "modify"):
-            raise ConfigError(f"backdoor.mode: {self.mode!r} is not allowed; allowed: add, modify")
+        check_choice("backdoor.mode", self.mode, ("add", "modify"))
         check_trigger_config(self, "backdoor")
 
 

@@ -13,6 +13,7 @@ from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
 from aisec.attacks.poisoning._retrain import accuracy, retrain, train_split
 from aisec.attacks.poisoning.backdoor import check_trigger_config, make_trigger, success_rate
 from aisec.attacks.poisoning.common import PatchTrigger, PoisonedSet, poison_count
+from aisec.core.configurable import check_choice
 from aisec.core.goals import Capability, Goal, Knowledge, Modality, OutputKind
 from aisec.data.dataset import Dataset
 from aisec.errors import ConfigError, InputValidationError, UnsupportedTargetError
@@ -128,8 +129,7 @@ class CleanLabelConfig:
         check_config(self, name, positive=("fraction", "eps", "steps"), integer=("steps",))
         if not self.fraction < 1:
             raise ConfigError(f"{name}.fraction: expected a number in (0, 1), got {self.fraction!r}")
-        if self.surrogate not in ("recipe", "target"):
-            raise ConfigError(f"{name}.surrogate: {self.surrogate!r} is not allowed; allowed: recipe, target")
+        check_choice(f"{name}.surrogate", self.surrogate, ("recipe", "target"))
         check_trigger_config(self, name)
 
 

@@ -12,6 +12,7 @@ import torch
 from aisec.attacks.base import Attack, AttackContext, AttackResult, check_config
 from aisec.attacks.poisoning._retrain import accuracy, predict, retrain, train_split
 from aisec.attacks.poisoning.common import PoisonedSet, poison_count
+from aisec.core.configurable import check_choice
 from aisec.core.goals import Capability, Goal, Knowledge, OutputKind
 from aisec.data.dataset import Dataset
 from aisec.errors import ConfigError, InputValidationError
@@ -125,8 +126,7 @@ class LabelFlipConfig:
         check_config(self, "label-flip", positive=("fraction",))
         if not self.fraction < 1:
             raise ConfigError(f"label-flip.fraction: expected a number in (0, 1), got {self.fraction!r}")
-        if self.mode not in MODES:
-            raise ConfigError(f"label-flip.mode: {self.mode!r} is not allowed; allowed: {', '.join(MODES)}")
+        check_choice("label-flip.mode", self.mode, MODES)
         for f in ("source", "target"):
             v = getattr(self, f)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):

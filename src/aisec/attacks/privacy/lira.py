@@ -20,8 +20,8 @@ from aisec.attacks.privacy.shadow_config import (
     shadow_evidence,
 )
 from aisec.attacks.privacy.shadows import stacked_phi, true_class_logit
+from aisec.core.configurable import check_choice
 from aisec.data.dataset import Dataset
-from aisec.errors import ConfigError
 from aisec.registry import register_attack
 from aisec.targets.base import TargetView
 
@@ -55,10 +55,8 @@ class LiRAConfig(ShadowAttackConfig):
 
     def __post_init__(self) -> None:
         self.check_shadow_fields("lira")
-        if self.mode not in ("online", "offline"):
-            raise ConfigError(f"lira.mode: {self.mode!r} is not allowed; allowed: online, offline")
-        if self.variance not in ("per-example", "fixed"):
-            raise ConfigError(f"lira.variance: {self.variance!r} is not allowed; allowed: per-example, fixed")
+        check_choice("lira.mode", self.mode, ("online", "offline"))
+        check_choice("lira.variance", self.variance, ("per-example", "fixed"))
 
 
 def _gaussian_stats(phi: np.ndarray, mask: np.ndarray, fixed: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,7 @@ from typing import Literal
 
 import torch
 
-from aisec.errors import ConfigError
+from aisec.core.configurable import check_choice
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,7 @@ def resolve_precision(precision: str) -> str:
     ``"auto"`` and ``"bf16"`` both fall back to ``"fp32"`` (with a logged note for ``"bf16"``)
     when bfloat16 matmuls are not at least 1.5x faster than float32 ones on this CPU.
     """
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision: {precision!r} is not allowed; allowed: {', '.join(PRECISIONS)}")
+    check_choice("precision", precision, PRECISIONS)
     if precision == "fp32":
         return "fp32"
     speedup = bf16_matmul_speedup()

@@ -8,6 +8,7 @@ from typing import Literal
 from aisec.attacks.base import check_config
 from aisec.attacks.privacy.recipe import TrainingRecipe
 from aisec.attacks.privacy.recipe_shadows import TRAINERS
+from aisec.core.configurable import check_choice
 from aisec.errors import ConfigError
 
 PROPERTIES = ("class-share", "feature-threshold")
@@ -77,13 +78,9 @@ class PropertyInferenceConfig:
         ints = ("shadows", "n_queries", "folds", "epochs", "batch_size")
         check_config(self, name, integer=(*ints, "property_class", "feature"), positive=(*ints, "lr"))
         check_config(self, name, non_negative=("property_class", "feature", "weight_decay"))
-        if self.property not in PROPERTIES:
-            raise ConfigError(f"{name}.property: {self.property!r} is not allowed; allowed: {', '.join(PROPERTIES)}")
-        if self.representation not in REPRESENTATIONS:
-            allowed = ", ".join(REPRESENTATIONS)
-            raise ConfigError(f"{name}.representation: {self.representation!r} is not allowed; allowed: {allowed}")
-        if self.trainer not in TRAINERS:
-            raise ConfigError(f"{name}.trainer: {self.trainer!r} is not allowed; allowed: {', '.join(TRAINERS)}")
+        check_choice(f"{name}.property", self.property, PROPERTIES)
+        check_choice(f"{name}.representation", self.representation, REPRESENTATIONS)
+        check_choice(f"{name}.trainer", self.trainer, TRAINERS)
         if self.trainer == "target" and self.representation == "white-box":
             raise ConfigError(
                 f"{name}.trainer: 'target' shadows are read by their outputs; representation 'white-box' needs "

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aisec.attacks.base import check_config
+from aisec.core.configurable import check_choice
 from aisec.errors import ConfigError
 
 
@@ -50,8 +51,7 @@ class TrainingRecipe:
     def __post_init__(self) -> None:
         check_config(self, "recipe", positive=("epochs", "lr", "batch_size"), integer=("epochs", "batch_size"))
         check_config(self, "recipe", non_negative=("weight_decay",))
-        if self.architecture != "mlp":
-            raise ConfigError(f"recipe.architecture: {self.architecture!r} is not allowed; allowed: mlp")
+        check_choice("recipe.architecture", self.architecture, ("mlp",))
         hidden = tuple(self.hidden)
         if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
             raise ConfigError(f"recipe.hidden: expected positive integers, got {self.hidden!r}")

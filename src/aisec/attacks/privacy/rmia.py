@@ -21,6 +21,7 @@ from aisec.attacks.privacy.shadow_config import (
     shadow_evidence,
 )
 from aisec.attacks.privacy.shadows import stacked_phi
+from aisec.core.configurable import check_choice
 from aisec.data.dataset import Dataset
 from aisec.errors import ConfigError, InputValidationError
 from aisec.registry import register_attack
@@ -62,8 +63,7 @@ class RMIAConfig(ShadowAttackConfig):
     def __post_init__(self) -> None:
         self.check_shadow_fields("rmia")
         check_config(self, "rmia", positive=("gamma",), non_negative=("a",), counts=("n_population",))
-        if self.mode not in ("online", "offline"):
-            raise ConfigError(f"rmia.mode: {self.mode!r} is not allowed; allowed: online, offline")
+        check_choice("rmia.mode", self.mode, ("online", "offline"))
         if self.a > 1:
             raise ConfigError(f"rmia.a: expected a value in [0, 1], got {self.a}")
 

@@ -18,6 +18,7 @@ from aisec.attacks.base import Attack, AttackContext, check_config
 from aisec.attacks.privacy.recipe import TrainingRecipe, mlp_layers
 from aisec.attacks.privacy.recipe_shadows import TRAINERS, own_training, recipe_kind, recipe_shadows
 from aisec.attacks.privacy.shadows import ShadowSet, shadow_models
+from aisec.core.configurable import check_choice
 from aisec.core.goals import Capability, Goal, Knowledge, Modality
 from aisec.data.dataset import Dataset
 from aisec.errors import ConfigError, InputValidationError
@@ -86,8 +87,7 @@ class ShadowAttackConfig:
         check_config(self, name, positive=("lr",), non_negative=("weight_decay",))
         if self.shadows < 2:
             raise ConfigError(f"{name}.shadows: expected at least 2, got {self.shadows}")
-        if self.trainer not in TRAINERS:
-            raise ConfigError(f"{name}.trainer: {self.trainer!r} is not allowed; allowed: {', '.join(TRAINERS)}")
+        check_choice(f"{name}.trainer", self.trainer, TRAINERS)
         if self.hidden is not None:
             if isinstance(self.hidden, str) or not isinstance(self.hidden, list | tuple):
                 raise ConfigError(f"{name}.hidden: expected a list of layer widths, got {self.hidden!r}")

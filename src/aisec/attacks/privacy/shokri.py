@@ -19,6 +19,7 @@ from aisec.attacks.privacy.shadow_config import (
     shadow_evidence,
 )
 from aisec.attacks.privacy.shadows import ShadowModels, true_class_logit
+from aisec.core.configurable import check_choice
 from aisec.data.dataset import Dataset
 from aisec.errors import ConfigError
 from aisec.registry import register_attack
@@ -55,10 +56,7 @@ class ShokriConfig(ShadowAttackConfig):
         self.check_shadow_fields("shokri")
         if not isinstance(self.per_class, bool):
             raise ConfigError(f"shokri.per_class: expected true or false, got {self.per_class!r}")
-        if self.attack_model not in ATTACK_MODELS:
-            raise ConfigError(
-                f"shokri.attack_model: {self.attack_model!r} is not allowed; allowed: {', '.join(ATTACK_MODELS)}"
-            )
+        check_choice("shokri.attack_model", self.attack_model, ATTACK_MODELS)
 
 
 def attack_features(probs: torch.Tensor, y: torch.Tensor) -> np.ndarray:

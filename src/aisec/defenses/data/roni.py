@@ -27,6 +27,7 @@ import torch
 from scipy import sparse
 
 from aisec.attacks.poisoning.common import PoisonedSet
+from aisec.core.configurable import check_choice
 from aisec.errors import ConfigError, InputValidationError
 
 log = logging.getLogger(__name__)
@@ -81,10 +82,8 @@ class RoniConfig:
                 raise ConfigError(f"roni.{f}: expected an integer >= {0 if f == 'seed' else 1}, got {v!r}")
         if not 0.0 <= self.reject_quantile <= 1.0:
             raise ConfigError(f"roni.reject_quantile: expected a number in [0, 1], got {self.reject_quantile!r}")
-        if self.score not in ("accuracy", "log-likelihood"):
-            raise ConfigError(f"roni.score: {self.score!r} is not allowed; allowed: accuracy, log-likelihood")
-        if self.model not in ("presence", "multinomial"):
-            raise ConfigError(f"roni.model: {self.model!r} is not allowed; allowed: presence, multinomial")
+        check_choice("roni.score", self.score, ("accuracy", "log-likelihood"))
+        check_choice("roni.model", self.model, ("presence", "multinomial"))
         if not self.alpha > 0:
             raise ConfigError(f"roni.alpha: expected a number > 0, got {self.alpha!r}")
 

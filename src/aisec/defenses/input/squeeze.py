@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aisec.attacks.base import check_config
+from aisec.core.configurable import check_choice
 from aisec.data.dataset import Dataset
 from aisec.defenses.base import Defended, Defense, ProgressFn, register_defense
 from aisec.errors import ConfigError
@@ -79,8 +80,7 @@ class Squeezed(nn.Module):
         bpda: bool = True,
     ) -> None:
         super().__init__()
-        if squeeze not in ("bit-depth", "median"):
-            raise ConfigError(f"squeeze: {squeeze!r} is not allowed; allowed: bit-depth, median")
+        check_choice("squeeze", squeeze, ("bit-depth", "median"))
         self.model = model
         self.squeeze_kind = squeeze
         self.bits = bits

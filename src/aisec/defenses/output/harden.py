@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import torch
 
+from aisec.core.configurable import check_choice
 from aisec.core.goals import Capability
 from aisec.data.dataset import Dataset
 from aisec.errors import ConfigError, InputValidationError, UnsupportedTargetError
@@ -50,10 +51,8 @@ class OutputPolicy:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ConfigError(f"output.mode: {self.mode!r} is not allowed; allowed: {', '.join(MODES)}")
-        if self.distribution not in ("gaussian", "laplace"):
-            raise ConfigError(f"output.distribution: {self.distribution!r} is not allowed; allowed: gaussian, laplace")
+        check_choice("output.mode", self.mode, MODES)
+        check_choice("output.distribution", self.distribution, ("gaussian", "laplace"))
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
             raise ConfigError(f"output.k: expected an integer >= 1, got {self.k!r}")
         if isinstance(self.decimals, bool) or not isinstance(self.decimals, int) or self.decimals < 0:

@@ -14,9 +14,10 @@ from torch import nn
 
 from aisec.attacks.base import check_config
 from aisec.attacks.integrity.pgd import pgd_perturb
+from aisec.core.configurable import check_choice
 from aisec.data.dataset import Dataset
 from aisec.defenses.base import Defended, Defense, ProgressFn, register_defense
-from aisec.errors import ConfigError, InputValidationError
+from aisec.errors import InputValidationError
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,7 @@ class AdversarialTrainingConfig:
         ints = ("steps", "epochs", "batch_size")
         check_config(self, "adversarial-training", positive=("eps", "lr", *ints), integer=(*ints, "seed"))
         check_config(self, "adversarial-training", non_negative=("beta",))
-        if self.method not in ("pgd-at", "trades"):
-            raise ConfigError(f"adversarial-training.method: {self.method!r} is not allowed; allowed: pgd-at, trades")
+        check_choice("adversarial-training.method", self.method, ("pgd-at", "trades"))
         if self.alpha is not None:
             check_config(self, "adversarial-training", positive=("alpha",))
 

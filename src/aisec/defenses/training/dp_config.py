@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from aisec.attacks.base import check_config
+from aisec.core.configurable import check_choice
 from aisec.defenses.training import dp_public
 from aisec.errors import ConfigError
 
@@ -143,6 +144,4 @@ class DPSGDConfig:
             ("engine", ("opacus", "aisec")),
             ("center", ("dp-mean", "none")),
         ):
-            if getattr(self, field) not in allowed:
-                shown = ", ".join(str(a) for a in allowed)
-                raise ConfigError(f"{name}.{field}: {getattr(self, field)!r} is not allowed; allowed: {shown}")
+            check_choice(f"{name}.{field}", getattr(self, field), allowed)

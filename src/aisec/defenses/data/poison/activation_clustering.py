@@ -20,11 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from aisec.attacks.base import check_config
+from aisec.core.configurable import check_choice
 from aisec.defenses.data.poison.common import (
     REPRESENTATIONS,
     ClassResult,
     PerClassDetector,
-    check_choice,
     register_detector,
 )
 
@@ -65,9 +65,9 @@ class ActivationClusteringConfig:
 
     def __post_init__(self) -> None:
         name = "activation-clustering"
-        check_choice(name, "representation", self.representation, REPRESENTATIONS)
-        check_choice(name, "reduce", self.reduce, ("pca", "ica"))
-        check_choice(name, "rule", self.rule, ("size", "silhouette", "both"))
+        check_choice(f"{name}.representation", self.representation, REPRESENTATIONS)
+        check_choice(f"{name}.reduce", self.reduce, ("pca", "ica"))
+        check_choice(f"{name}.rule", self.rule, ("size", "silhouette", "both"))
         check_config(
             self, name, integer=("n_components", "min_class", "max_dims"), positive=("n_components", "max_dims")
         )

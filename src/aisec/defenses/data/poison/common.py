@@ -226,11 +226,6 @@ def class_features(model: Any, x: Inputs, representation: str, *, max_dims: int,
 REPRESENTATIONS = ("inputs", "penultimate")
 
 
-def check_choice(name: str, field_name: str, value: str, allowed: Sequence[str]) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{name}.{field_name}: {value!r} is not allowed; allowed: {', '.join(allowed)}")
-
-
 # -- registry ---------------------------------------------------------------------------------------
 
 _DETECTORS: dict[str, type[Detector]] = {}

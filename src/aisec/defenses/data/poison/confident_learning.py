@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from aisec.attacks.base import check_config
-from aisec.defenses.data.poison.common import Detector, check_choice, input_features, register_detector
+from aisec.core.configurable import check_choice
+from aisec.defenses.data.poison.common import Detector, input_features, register_detector
 from aisec.errors import InputValidationError
 from aisec.targets.base import Inputs
 
@@ -54,8 +55,8 @@ class ConfidentLearningConfig:
 
     def __post_init__(self) -> None:
         name = "confident-learning"
-        check_choice(name, "proxy", self.proxy, ("auto", "logistic", "clone", "recipe"))
-        check_choice(name, "rule", self.rule, ("off-diagonal", "noise-rate"))
+        check_choice(f"{name}.proxy", self.proxy, ("auto", "logistic", "clone", "recipe"))
+        check_choice(f"{name}.rule", self.rule, ("off-diagonal", "noise-rate"))
         check_config(self, name, integer=("folds",), positive=("c",))
         if self.folds < 2:
             from aisec.errors import ConfigError

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from aisec.attacks.base import check_config
+from aisec.core.configurable import check_choice
 from aisec.defenses.data.poison.common import (
     REPRESENTATIONS,
     ClassResult,
     PerClassDetector,
-    check_choice,
     register_detector,
     two_means_1d,
 )
@@ -59,8 +59,8 @@ class IsolationConfig:
 
     def __post_init__(self) -> None:
         name = "isolation-forest"
-        check_choice(name, "representation", self.representation, REPRESENTATIONS)
-        check_choice(name, "threshold", self.threshold, ("auto", "contamination"))
+        check_choice(f"{name}.representation", self.representation, REPRESENTATIONS)
+        check_choice(f"{name}.threshold", self.threshold, ("auto", "contamination"))
         check_config(
             self,
             name,

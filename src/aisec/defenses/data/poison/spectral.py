@@ -31,11 +31,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from aisec.attacks.base import check_config
+from aisec.core.configurable import check_choice
 from aisec.defenses.data.poison.common import (
     REPRESENTATIONS,
     ClassResult,
     PerClassDetector,
-    check_choice,
     register_detector,
     two_means_1d,
 )
@@ -76,8 +76,8 @@ class SpectralConfig:
     max_dims: int = 256
 
     def __post_init__(self) -> None:
-        check_choice("spectral", "representation", self.representation, REPRESENTATIONS)
-        check_choice("spectral", "threshold", self.threshold, ("auto", "fraction"))
+        check_choice("spectral.representation", self.representation, REPRESENTATIONS)
+        check_choice("spectral.threshold", self.threshold, ("auto", "fraction"))
         check_config(
             self,
             "spectral",

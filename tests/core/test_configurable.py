@@ -1,0 +1,42 @@
+"""The shared choice rule every config and constructor uses for a closed set of values."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from aisec.attacks.integrity.pgd_config import PGDConfig
+from aisec.core.configurable import check_choice
+from aisec.core.executor import make_executor
+from aisec.errors import ConfigError
+from aisec.targets.http import HttpTarget
+
+
+def test_an_allowed_value_passes_and_none_can_be_one_of_them() -> None:
+    check_choice("pgd.norm", "l2", ("linf", "l2"))
+    check_choice("returns", None, ("probabilities", "labels", None))
+
+
+def test_a_value_outside_the_set_is_one_line_naming_the_field_the_value_and_the_set_in_order() -> None:
+    with pytest.raises(ConfigError) as err:
+        check_choice("pgd.norm", "l3", ("linf", "l2"))
+    assert str(err.value) == "pgd.norm: 'l3' is not allowed; allowed: linf, l2"
+    with pytest.raises(ConfigError, match=r"^returns: 'logits' is not allowed; allowed: probabilities, labels, None$"):
+        check_choice("returns", "logits", ("probabilities", "labels", None))
+
+
+def test_a_near_miss_in_case_or_type_is_refused() -> None:
+    for value in ("L2", "l2 ", 2, None):
+        with pytest.raises(ConfigError):
+            check_choice("pgd.norm", value, ("linf", "l2"))
+
+
+def test_configs_and_constructors_refuse_through_it() -> None:
+    """An attack config, the executor factory and a target constructor give the same message shape."""
+    with pytest.raises(ConfigError, match=re.escape("pgd.norm: 'l1' is not allowed; allowed: linf, l2")):
+        PGDConfig(norm="l1")
+    with pytest.raises(ConfigError, match=re.escape("executor: 'dask' is not allowed; allowed: local, process, ray")):
+        make_executor("dask")
+    with pytest.raises(ConfigError, match=re.escape("target.protocol: 'grpc' is not allowed; allowed: v2, json")):
+        HttpTarget("http://127.0.0.1:9", protocol="grpc", modality="image", n_classes=10)  # type: ignore[arg-type]
