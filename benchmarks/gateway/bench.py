@@ -236,9 +236,9 @@ def step_costs(folder: Path, audit_dir: Path, n: int = 300, synchronous: str = "
     from aisec.data import load_breast_cancer
 
     try:
-        from aisec.gateway import app as gw_app
         from aisec.gateway.audit import AuditRow
-        from aisec.gateway.auth import authorize
+        from aisec.gateway.auth import PREDICT_ROLES, authorize
+        from aisec.gateway.service import Gateway
         from aisec.gateway.settings import load_settings
 
         data = load_breast_cancer()
@@ -250,13 +250,13 @@ def step_costs(folder: Path, audit_dir: Path, n: int = 300, synchronous: str = "
             folder, folder / "m.joblib", [30], [-20.0, 20.0], [], None, audit_dir / folder.name, synchronous
         )
         token = make_keys(folder, ["bench"])["bench"]
-        gw = gw_app.Gateway(load_settings(cfg))
+        gw = Gateway(load_settings(cfg))
         headers = {"authorization": f"Bearer {token}"}
         t: dict[str, list[float]] = {k: [] for k in ("authorize", "admit", "parse", "predict_and_monitors", "audit")}
         for i in range(n):
             body = json.dumps({"inputs": [x_test[i % len(x_test)].tolist()]}).encode()
             t0 = time.perf_counter()
-            key = authorize(gw.keys, headers, gw_app.PREDICT_ROLES)
+            key = authorize(gw.keys, headers, PREDICT_ROLES)
             t1 = time.perf_counter()
             gw.admit(key)
             t2 = time.perf_counter()
