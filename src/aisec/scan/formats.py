@@ -34,9 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, BinaryIO
 
+from aisec.scan.allowlist import TORCHSCRIPT_PREFIXES
 from aisec.scan.pickle_ops import PickleScan, looks_like_pickle, scan_pickle_stream
 from aisec.scan.results import Issue
-from aisec.scan.rules import TORCHSCRIPT_PREFIXES, rule_info
+from aisec.scan.rules import rule_info
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 NPY_MAGIC = b"\x93NUMPY"
