@@ -63,6 +63,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +113,23 @@ def _shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     return F.pad(x, (1, 1, 1, 1))[..., 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
 
 
+@contextmanager
+def _threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch threads, then go back to the benchmark's one thread."""
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(1)
+
+
+def _same_shadows(a: Any, b: Any) -> bool:
+    """Whether two shadow sets have the same masks and bit-identical parameters."""
+    return torch.equal(a.in_mask, b.in_mask) and all(
+        torch.equal(p, q) for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True)
+    )
+
+
 def _sequential(
     pool_x: torch.Tensor,
     pool_y: torch.Tensor,
@@ -124,14 +143,10 @@ def _sequential(
 
     ``bf16``: under ``torch.autocast("cpu", torch.bfloat16)`` (bf16 matmuls, fp32 weights and Adam).
     """
-    torch.set_num_threads(threads)
-    try:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            _, wall, cpu = _timed(
-                lambda: [train_mlp(pool_x[masks[k]], pool_y[masks[k]], 10, recipe, seed=100 + k) for k in range(n)]
-            )
-    finally:
-        torch.set_num_threads(1)
+    with _threads(threads), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        _, wall, cpu = _timed(
+            lambda: [train_mlp(pool_x[masks[k]], pool_y[masks[k]], 10, recipe, seed=100 + k) for k in range(n)]
+        )
     return wall * K / n, cpu * K / n
 
 
@@ -251,13 +266,10 @@ def main() -> None:
     seq2_seconds, seq2_cpu = _sequential(pool_x, pool_y, masks, recipe, seq2_n, threads=2) if two else (None, None)
     bf16_2t_seconds: float | None = None
     if two:
-        torch.set_num_threads(2)
-        try:
+        with _threads(2):
             _, bf16_2t_seconds, _ = _timed(
                 lambda: shadow_models(pool_x, pool_y, 10, recipe, K, seed=0, cache=False, precision="bf16")
             )
-        finally:
-            torch.set_num_threads(1)
 
     # -- shadows: process executor, 2 workers x 1 thread -------------------------------------------------
     with ProcessExecutor(2) as ex:
@@ -275,12 +287,7 @@ def main() -> None:
         par_bf16, process_bf16_seconds, _ = _timed(
             lambda: shadow_models(pool_x, pool_y, 10, recipe, K, seed=0, cache=False, executor=ex, precision="bf16")
         )
-    identical = torch.equal(par.in_mask, masks) and all(
-        torch.equal(a, b) for a, b in zip(par.model.parameters(), shadows.model.parameters(), strict=True)
-    )
-    identical_bf16 = all(
-        torch.equal(a, b) for a, b in zip(par_bf16.model.parameters(), shadows_bf16.model.parameters(), strict=True)
-    )
+    identical, identical_bf16 = _same_shadows(par, shadows), _same_shadows(par_bf16, shadows_bf16)
 
     # the same comparison for aisec's cheap default recipe (one hidden layer of 64, 20 epochs)
     small = TrainingRecipe()
