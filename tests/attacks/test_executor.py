@@ -113,7 +113,7 @@ def test_make_executor_names_and_checks() -> None:
     assert ex.describe() == {"executor": "process", "workers": 3, "threads_per_worker": 1}
     ex.close()  # never started: nothing to free
     assert make_executor("local").map(abs, [-1, 2]) == [1, 2]
-    with pytest.raises(ConfigError, match="allowed: local, process, ray"):
+    with pytest.raises(ConfigError, match=r"^executor: 'dask' is not allowed; allowed: local, process, ray$"):
         make_executor("dask")
     with pytest.raises(ConfigError, match="workers"):
         make_executor("process", workers=0)

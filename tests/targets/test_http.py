@@ -248,7 +248,7 @@ def test_inputs_are_checked_before_sending(server: ServerThread) -> None:
 def test_constructor_checks() -> None:
     with pytest.raises(ConfigError, match="model_name"):
         HttpTarget("http://127.0.0.1:1", modality="tabular", n_classes=2)
-    with pytest.raises(ConfigError, match="protocol"):
+    with pytest.raises(ConfigError, match=r"^target\.protocol: 'grpc' is not allowed; allowed: v2, json$"):
         HttpTarget("http://127.0.0.1:1", protocol="grpc", modality="tabular", n_classes=2)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="url"):
         HttpTarget("127.0.0.1:1", protocol="json", modality="tabular", n_classes=2)
